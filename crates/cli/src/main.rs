@@ -1,0 +1,102 @@
+//! The `consul-ecs` binary: the subcommand table, config loading and exit codes.
+//!
+//! All behaviour lives in library crates; this file only parses arguments, picks the subcommand and turns
+//! its result into an exit code that scripts and ECS health checks can rely on.
+
+mod config_cmd;
+mod net_dial;
+mod version;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for an unknown or missing subcommand, as upstream's CLI framework uses.
+const EXIT_UNKNOWN_COMMAND: u8 = 127;
+
+#[derive(Parser)]
+#[command(
+    name = "consul-ecs",
+    about = "Consul service mesh on Amazon ECS",
+    disable_version_flag = true,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Initializes a mesh app: registers the service and its proxy, writes the dataplane config
+    MeshInit(Unimplemented),
+    /// Syncs ECS container's health status into Consul
+    HealthSync(Unimplemented),
+    /// ECS controller: ACL set-up and clean-up of stopped tasks
+    Controller(Unimplemented),
+    /// Entrypoint for running Envoy (the dataplane) in ECS
+    EnvoyEntrypoint(Unimplemented),
+    /// Entrypoint for running a command in ECS
+    AppEntrypoint(Unimplemented),
+    /// Checks for a TCP listener on a host
+    NetDial(net_dial::Args),
+    /// Works with CONSUL_ECS_CONFIG_JSON
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+    /// Prints the version
+    Version(version::Args),
+}
+
+/// Arguments of a subcommand that a later release fills in.
+#[derive(clap::Args)]
+struct Unimplemented {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    rest: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    // Upstream answers a version flag before the subcommand on stderr; scripts grep for it there.
+    if let Some(first) = args.get(1)
+        && matches!(first.as_str(), "-v" | "-version" | "--version")
+    {
+        eprintln!("{}", version::human_version());
+        return ExitCode::SUCCESS;
+    }
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(err) => return parse_failure(err),
+    };
+    match cli.command {
+        Command::NetDial(a) => net_dial::run(&a),
+        Command::Config(c) => config_cmd::run(c),
+        Command::Version(_) => {
+            println!("{}", version::human_version());
+            ExitCode::SUCCESS
+        }
+        Command::MeshInit(_)
+        | Command::HealthSync(_)
+        | Command::Controller(_)
+        | Command::EnvoyEntrypoint(_)
+        | Command::AppEntrypoint(_) => {
+            eprintln!("this subcommand is not available in this build yet");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Maps a clap failure to upstream's exit codes: help is success, an unknown command is 127.
+fn parse_failure(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let code = match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+        ErrorKind::InvalidSubcommand | ErrorKind::MissingSubcommand => EXIT_UNKNOWN_COMMAND,
+        _ => 1,
+    };
+    // Printing can only fail on a closed stderr, where there is nobody left to tell.
+    let _ = err.print();
+    ExitCode::from(code)
+}

@@ -1,0 +1,1 @@
+//! Consul Connect conventions: trust domains, SPIFFE IDs, SNI names, intention precedence.

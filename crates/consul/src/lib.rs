@@ -1,0 +1,1 @@
+//! Typed Consul HTTP API client: TLS, tokens, blocking queries, retries.

@@ -1,0 +1,1 @@
+//! A single-node Consul-compatible server for local use and tests.
