@@ -3,13 +3,14 @@
 //! All behaviour lives in library crates; this file only parses arguments, picks the subcommand and turns
 //! its result into an exit code that scripts and ECS health checks can rely on.
 
+mod args;
 mod config_cmd;
 mod net_dial;
 mod version;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Exit code for an unknown or missing subcommand, as upstream's CLI framework uses.
 const EXIT_UNKNOWN_COMMAND: u8 = 127;
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
         eprintln!("{}", version::human_version());
         return ExitCode::SUCCESS;
     }
+    let args = args::normalize(&Cli::command(), args);
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(err) => return parse_failure(err),
