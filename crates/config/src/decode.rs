@@ -16,13 +16,12 @@ use std::time::Duration;
 use jsonschema::JsonType;
 use serde_json::{Map, Value};
 
-use crate::error::Violation;
 use crate::model::*;
-use crate::path::Path;
+use crate::path::{Found, Path};
 use crate::schema::type_message;
 
-/// Decodes `document`, returning every decode violation if there is any.
-pub(crate) fn decode(document: &Value) -> Result<Config, Vec<Violation>> {
+/// Decodes `document`, returning every decode failure if there is any.
+pub(crate) fn decode(document: &Value) -> Result<Config, Vec<Found>> {
     let mut decoder = Decoder {
         violations: Vec::new(),
     };
@@ -65,13 +64,13 @@ impl<'a> Field<'a> {
 }
 
 struct Decoder {
-    violations: Vec<Violation>,
+    violations: Vec<Found>,
 }
 
 impl Decoder {
     fn fail(&mut self, path: &Path, message: String) {
-        self.violations.push(Violation {
-            path: path.to_string(),
+        self.violations.push(Found {
+            path: path.clone(),
             message,
         });
     }

@@ -68,11 +68,14 @@ impl Config {
         let mut document: Value = serde_json::from_str(text).map_err(not_json)?;
         schema::canonicalize_open_objects(&mut document);
 
-        let violations = schema::validate(&document)?;
-        if !violations.is_empty() {
-            return Err(ConfigError::Invalid(in_reading_order(violations)));
+        let found = schema::validate(&document)?;
+        if !found.is_empty() {
+            return Err(ConfigError::Invalid(path::into_violations(
+                &document, found,
+            )));
         }
-        decode::decode(&document).map_err(|v| ConfigError::Invalid(in_reading_order(v)))
+        decode::decode(&document)
+            .map_err(|found| ConfigError::Invalid(path::into_violations(&document, found)))
     }
 
     /// Reads, validates and decodes the config in [`ENV_CONFIG_JSON`].
@@ -93,14 +96,6 @@ fn not_json(error: serde_json::Error) -> ConfigError {
         column: error.column(),
         message,
     }
-}
-
-fn in_reading_order(mut violations: Vec<Violation>) -> Vec<Violation> {
-    // Stable, so problems at one path keep the validator's order.
-    violations.sort_by(|a, b| {
-        path::reading_order(&path::Path::parse(&a.path), &path::Path::parse(&b.path))
-    });
-    violations
 }
 
 #[cfg(test)]

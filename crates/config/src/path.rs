@@ -3,11 +3,15 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+use serde_json::Value;
+
+use crate::error::Violation;
+
 /// Where a value sits in the document.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Path(Vec<Segment>);
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Segment {
     Index(usize),
     Key(String),
@@ -40,22 +44,6 @@ impl Path {
             _ => None,
         }
     }
-
-    /// Parses the dotted form back; used to order violations. A segment of digits is an array index.
-    pub(crate) fn parse(dotted: &str) -> Path {
-        if dotted == ROOT {
-            return Path::root();
-        }
-        Path(
-            dotted
-                .split('.')
-                .map(|part| match part.parse::<usize>() {
-                    Ok(index) => Segment::Index(index),
-                    Err(_) => Segment::Key(part.to_owned()),
-                })
-                .collect(),
-        )
-    }
 }
 
 /// How upstream names the top level of the document.
@@ -79,15 +67,64 @@ impl fmt::Display for Path {
     }
 }
 
-/// Orders violations for reading: depth first in key order, array items by index, and an object's own
-/// problems (a missing or unknown property) after the problems inside it.
-pub(crate) fn reading_order(a: &Path, b: &Path) -> Ordering {
-    for (x, y) in a.0.iter().zip(&b.0) {
+/// A problem found at a path, before it becomes a public [`Violation`].
+#[derive(Debug)]
+pub(crate) struct Found {
+    pub(crate) path: Path,
+    pub(crate) message: String,
+}
+
+/// Turns what was found into violations in reading order: in the order the offending values appear in
+/// `document`, and an object's own problems (a missing or unknown property) after the problems inside
+/// it. Problems at the same path keep the order in which they were found.
+pub(crate) fn into_violations(document: &Value, mut found: Vec<Found>) -> Vec<Violation> {
+    let mut keyed: Vec<(Vec<usize>, Found)> = found
+        .drain(..)
+        .map(|f| (positions(document, &f.path), f))
+        .collect();
+    keyed.sort_by(|(a, _), (b, _)| reading_order(a, b));
+    keyed
+        .into_iter()
+        .map(|(_, f)| Violation {
+            path: f.path.to_string(),
+            message: f.message,
+        })
+        .collect()
+}
+
+/// For each segment of `path`, the position of that key or item within its parent in `document`.
+fn positions(document: &Value, path: &Path) -> Vec<usize> {
+    let mut out = Vec::with_capacity(path.0.len());
+    let mut current = Some(document);
+    for segment in &path.0 {
+        let (position, next) = match (current, segment) {
+            (Some(Value::Array(items)), Segment::Index(i)) => (*i, items.get(*i)),
+            (Some(Value::Object(map)), segment) => {
+                let key = match segment {
+                    Segment::Key(key) => key.clone(),
+                    Segment::Index(i) => i.to_string(),
+                };
+                // Keys keep the document's order (serde_json's `preserve_order`).
+                match map.keys().position(|k| *k == key) {
+                    Some(i) => (i, map.get(&key)),
+                    None => (usize::MAX, None),
+                }
+            }
+            _ => (usize::MAX, None),
+        };
+        out.push(position);
+        current = next;
+    }
+    out
+}
+
+fn reading_order(a: &[usize], b: &[usize]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
         match x.cmp(y) {
             Ordering::Equal => continue,
             other => return other,
         }
     }
-    // One path is a prefix of the other: the longer (the inner problem) comes first.
-    b.0.len().cmp(&a.0.len())
+    // One path is a prefix of the other: the longer one (the inner problem) comes first.
+    b.len().cmp(&a.len())
 }

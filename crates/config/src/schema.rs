@@ -11,8 +11,8 @@ use jsonschema::paths::LocationSegment;
 use jsonschema::{JsonType, ValidationError, Validator};
 use serde_json::{Map, Value};
 
-use crate::error::{ConfigError, Violation};
-use crate::path::{Path, Segment};
+use crate::error::ConfigError;
+use crate::path::{Found, Path, Segment};
 
 /// The schema text, as embedded in the binary.
 pub(crate) const SCHEMA_TEXT: &str = include_str!("../schema.json");
@@ -30,7 +30,7 @@ fn validator() -> Result<&'static Validator, ConfigError> {
 }
 
 /// Every schema violation of `document`, in the validator's order.
-pub(crate) fn validate(document: &Value) -> Result<Vec<Violation>, ConfigError> {
+pub(crate) fn validate(document: &Value) -> Result<Vec<Found>, ConfigError> {
     let validator = validator()?;
     Ok(validator
         .iter_errors(document)
@@ -38,8 +38,8 @@ pub(crate) fn validate(document: &Value) -> Result<Vec<Violation>, ConfigError> 
         .collect())
 }
 
-/// Turns one validator error into violations (one per unexpected property for `additionalProperties`).
-fn describe(error: &ValidationError<'_>) -> Vec<Violation> {
+/// Turns one validator error into findings (one per unexpected property for `additionalProperties`).
+fn describe(error: &ValidationError<'_>) -> Vec<Found> {
     let mut path = Path::root();
     for segment in error.instance_path().segments() {
         path.push(match segment {
@@ -49,8 +49,8 @@ fn describe(error: &ValidationError<'_>) -> Vec<Violation> {
     }
     let instance: &Value = error.instance();
     let one = |message: String| {
-        vec![Violation {
-            path: path.to_string(),
+        vec![Found {
+            path: path.clone(),
             message,
         }]
     };
@@ -63,8 +63,8 @@ fn describe(error: &ValidationError<'_>) -> Vec<Violation> {
         }
         ValidationErrorKind::AdditionalProperties { unexpected } => unexpected
             .iter()
-            .map(|name| Violation {
-                path: path.to_string(),
+            .map(|name| Found {
+                path: path.clone(),
                 message: format!("Additional property {name} is not allowed"),
             })
             .collect(),
