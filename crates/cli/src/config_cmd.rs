@@ -66,6 +66,6 @@ fn read_source(file: Option<PathBuf>) -> anyhow::Result<String> {
         }
         Some(path) => std::fs::read_to_string(&path)
             .with_context(|| format!("reading the config file {}", path.display())),
-        None => consul_ecs_config::from_env_var(),
+        None => Ok(consul_ecs_config::from_env_var()?),
     }
 }
