@@ -74,7 +74,7 @@ class Catalog(unittest.TestCase):
         self.assertEqual([e["Service"]["ID"] for e in passing], ["web-1"])
         _, tagged = c.health.service("web", tag="v2")
         self.assertEqual([e["Service"]["ID"] for e in tagged], ["web-2"])
-        _, filtered = c.catalog.service("web", filter='ServicePort == 8081 and "v2" in ServiceTags')
+        _, filtered = c.catalog.service("web", filter_expr='ServicePort == 8081 and "v2" in ServiceTags')
         self.assertEqual([e["ServiceID"] for e in filtered], ["web-2"])
         _, critical = c.health.state("critical")
         self.assertIn("web-2-app", [chk["CheckID"] for chk in critical])
@@ -130,8 +130,8 @@ class ConfigEntries(unittest.TestCase):
         names = [e["Name"] for e in c.config.list("service-defaults")]
         self.assertIn("web", names)
         self.assertTrue(c.config.delete("service-defaults", "web"))
-        with self.assertRaises(consul.NotFound):
-            c.config.get("service-defaults", "web")
+        # py-consul answers a 404 with None.
+        self.assertIsNone(c.config.get("service-defaults", "web"))
 
     def test_unknown_kind_is_rejected(self):
         with self.assertRaises(consul.ConsulException):

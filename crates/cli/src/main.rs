@@ -42,6 +42,8 @@ enum Command {
     AppEntrypoint(Unimplemented),
     /// Checks for a TCP listener on a host
     NetDial(net_dial::Args),
+    /// Runs a single-node Consul-compatible server (the local default and the peer for tests)
+    DevServer(devserver::Args),
     /// Works with CONSUL_ECS_CONFIG_JSON
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::NetDial(a) => net_dial::run(&a),
         Command::Config(c) => config_cmd::run(c),
+        Command::DevServer(a) => run_async(devserver::run(a)),
         Command::Version(_) => {
             println!("{}", version::human_version());
             ExitCode::SUCCESS
@@ -83,6 +86,24 @@ fn main() -> ExitCode {
         | Command::EnvoyEntrypoint(_)
         | Command::AppEntrypoint(_) => {
             eprintln!("this subcommand is not available in this build yet");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs an async subcommand on a multi-threaded runtime and maps its result to an exit code.
+fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: starting the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
