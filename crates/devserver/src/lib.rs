@@ -232,3 +232,78 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(argv: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(std::iter::once("dev-server").chain(argv.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.args.to_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn flags_become_a_config() {
+        let c = parse(&[
+            "--http-addr",
+            "127.0.0.1:0",
+            "--datacenter",
+            "east",
+            "--node-name",
+            "n1",
+            "--data-dir",
+            "/tmp/x",
+        ])
+        .unwrap();
+        assert_eq!(c.datacenter, "east");
+        assert_eq!(c.node_name, "n1");
+        assert!(c.https.is_none());
+        assert_eq!(c.data_dir.as_deref(), Some(std::path::Path::new("/tmp/x")));
+        let c = parse(&[
+            "--http-addr",
+            "10.0.0.1:8500",
+            "--tls-cert-file",
+            "c.pem",
+            "--tls-key-file",
+            "k.pem",
+        ])
+        .unwrap();
+        let https = c.https.unwrap();
+        assert_eq!(https.addr, "10.0.0.1:8501".parse().unwrap());
+        assert!(https.client_ca_file.is_none());
+        let c = parse(&[
+            "--tls-cert-file",
+            "c.pem",
+            "--tls-key-file",
+            "k.pem",
+            "--tls-client-ca-file",
+            "ca.pem",
+            "--https-addr",
+            "127.0.0.1:9",
+        ])
+        .unwrap();
+        assert_eq!(c.https.unwrap().addr, "127.0.0.1:9".parse().unwrap());
+    }
+
+    #[test]
+    fn inconsistent_flags_are_refused() {
+        assert!(parse(&["--tls-cert-file", "c.pem"]).is_err());
+        assert!(
+            parse(&["--https-addr", "127.0.0.1:8501"])
+                .unwrap_err()
+                .contains("--tls-cert-file")
+        );
+        assert!(parse(&["--datacenter", ""]).is_err());
+        assert!(parse(&["--node-name", ""]).is_err());
+        assert!(parse(&["--http-addr", "nonsense"]).is_err());
+    }
+}
