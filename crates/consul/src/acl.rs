@@ -382,7 +382,7 @@ impl<'a> Acl<'a> {
     }
 
     async fn read<T: serde::de::DeserializeOwned>(
-        &self,
+        self,
         path: String,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Option<T>>, Error> {
@@ -394,7 +394,7 @@ impl<'a> Acl<'a> {
     }
 
     async fn write<B: Serialize, T: serde::de::DeserializeOwned>(
-        &self,
+        self,
         path: String,
         body: &B,
         options: &WriteOptions,
@@ -405,14 +405,14 @@ impl<'a> Acl<'a> {
         self.client.call_json(call).await
     }
 
-    async fn delete(&self, path: String, options: &WriteOptions) -> Result<(), Error> {
+    async fn delete(self, path: String, options: &WriteOptions) -> Result<(), Error> {
         self.client
             .call_unit(Call::new(Method::DELETE, path).write_options(options))
             .await
     }
 
     async fn list<T: serde::de::DeserializeOwned>(
-        &self,
+        self,
         call: Call<'_>,
     ) -> Result<QueryResponse<Vec<T>>, Error> {
         list(self.client.query(call).await?)
@@ -422,7 +422,7 @@ impl<'a> Acl<'a> {
 
     /// `PUT /v1/acl/bootstrap`: creates the first management token. With `secret`, that token
     /// gets this secret.
-    pub async fn bootstrap(&self, secret: Option<&Secret>) -> Result<AclToken, Error> {
+    pub async fn bootstrap(self, secret: Option<&Secret>) -> Result<AclToken, Error> {
         let mut call = Call::new(Method::PUT, "/v1/acl/bootstrap");
         if let Some(secret) = secret {
             #[derive(Serialize)]
@@ -439,7 +439,7 @@ impl<'a> Acl<'a> {
 
     /// `POST /v1/acl/login`: exchanges an auth method credential for a token.
     pub async fn login(
-        &self,
+        self,
         params: &AclLoginParams,
         options: &WriteOptions,
     ) -> Result<AclToken, Error> {
@@ -452,7 +452,7 @@ impl<'a> Acl<'a> {
 
     /// `POST /v1/acl/logout`: destroys the token in use (the client's, or `options.token`),
     /// which must have come from a login.
-    pub async fn logout(&self, options: &WriteOptions) -> Result<(), Error> {
+    pub async fn logout(self, options: &WriteOptions) -> Result<(), Error> {
         self.client
             .call_unit(Call::new(Method::POST, "/v1/acl/logout").write_options(options))
             .await
@@ -462,7 +462,7 @@ impl<'a> Acl<'a> {
 
     /// `PUT /v1/acl/token`.
     pub async fn token_create(
-        &self,
+        self,
         token: &AclToken,
         options: &WriteOptions,
     ) -> Result<AclToken, Error> {
@@ -471,7 +471,7 @@ impl<'a> Acl<'a> {
 
     /// `GET /v1/acl/token/:accessor_id`.
     pub async fn token_read(
-        &self,
+        self,
         accessor_id: &str,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Option<AclToken>>, Error> {
@@ -484,14 +484,14 @@ impl<'a> Acl<'a> {
     }
 
     /// `GET /v1/acl/token/self`: the token in use.
-    pub async fn token_read_self(&self, options: &QueryOptions) -> Result<AclToken, Error> {
+    pub async fn token_read_self(self, options: &QueryOptions) -> Result<AclToken, Error> {
         let call = Call::new(Method::GET, "/v1/acl/token/self").query_options(options);
         self.client.call_json(call).await
     }
 
     /// `PUT /v1/acl/token/:accessor_id`; `token.accessor_id` must be set.
     pub async fn token_update(
-        &self,
+        self,
         token: &AclToken,
         options: &WriteOptions,
     ) -> Result<AclToken, Error> {
@@ -502,7 +502,7 @@ impl<'a> Acl<'a> {
 
     /// `DELETE /v1/acl/token/:accessor_id`.
     pub async fn token_delete(
-        &self,
+        self,
         accessor_id: &str,
         options: &WriteOptions,
     ) -> Result<(), Error> {
@@ -516,7 +516,7 @@ impl<'a> Acl<'a> {
 
     /// `GET /v1/acl/tokens`, narrowed by `filter` and by `options.filter`.
     pub async fn token_list(
-        &self,
+        self,
         filter: &AclTokenFilter,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Vec<AclToken>>, Error> {
@@ -538,7 +538,7 @@ impl<'a> Acl<'a> {
 
     /// `PUT /v1/acl/policy`; `policy.id` must be empty.
     pub async fn policy_create(
-        &self,
+        self,
         policy: &AclPolicy,
         options: &WriteOptions,
     ) -> Result<AclPolicy, Error> {
@@ -553,7 +553,7 @@ impl<'a> Acl<'a> {
 
     /// `GET /v1/acl/policy/:id`.
     pub async fn policy_read(
-        &self,
+        self,
         id: &str,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Option<AclPolicy>>, Error> {
@@ -564,7 +564,7 @@ impl<'a> Acl<'a> {
 
     /// `GET /v1/acl/policy/name/:name`.
     pub async fn policy_read_by_name(
-        &self,
+        self,
         name: &str,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Option<AclPolicy>>, Error> {
@@ -578,7 +578,7 @@ impl<'a> Acl<'a> {
 
     /// `PUT /v1/acl/policy/:id`; `policy.id` must be set.
     pub async fn policy_update(
-        &self,
+        self,
         policy: &AclPolicy,
         options: &WriteOptions,
     ) -> Result<AclPolicy, Error> {
@@ -588,7 +588,7 @@ impl<'a> Acl<'a> {
     }
 
     /// `DELETE /v1/acl/policy/:id`.
-    pub async fn policy_delete(&self, id: &str, options: &WriteOptions) -> Result<(), Error> {
+    pub async fn policy_delete(self, id: &str, options: &WriteOptions) -> Result<(), Error> {
         require("policy ID", id)?;
         self.delete(format!("/v1/acl/policy/{}", encode_segment(id)), options)
             .await
@@ -596,7 +596,7 @@ impl<'a> Acl<'a> {
 
     /// `GET /v1/acl/policies` (without rules).
     pub async fn policy_list(
-        &self,
+        self,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Vec<AclPolicy>>, Error> {
         self.list(Call::new(Method::GET, "/v1/acl/policies").query_options(options))
@@ -607,7 +607,7 @@ impl<'a> Acl<'a> {
 
     /// `PUT /v1/acl/role`; `role.id` must be empty.
     pub async fn role_create(
-        &self,
+        self,
         role: &AclRole,
         options: &WriteOptions,
     ) -> Result<AclRole, Error> {
@@ -622,7 +622,7 @@ impl<'a> Acl<'a> {
 
     /// `GET /v1/acl/role/:id`.
     pub async fn role_read(
-        &self,
+        self,
         id: &str,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Option<AclRole>>, Error> {
@@ -633,7 +633,7 @@ impl<'a> Acl<'a> {
 
     /// `GET /v1/acl/role/name/:name`.
     pub async fn role_read_by_name(
-        &self,
+        self,
         name: &str,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Option<AclRole>>, Error> {
@@ -647,7 +647,7 @@ impl<'a> Acl<'a> {
 
     /// `PUT /v1/acl/role/:id`; `role.id` must be set.
     pub async fn role_update(
-        &self,
+        self,
         role: &AclRole,
         options: &WriteOptions,
     ) -> Result<AclRole, Error> {
@@ -657,7 +657,7 @@ impl<'a> Acl<'a> {
     }
 
     /// `DELETE /v1/acl/role/:id`.
-    pub async fn role_delete(&self, id: &str, options: &WriteOptions) -> Result<(), Error> {
+    pub async fn role_delete(self, id: &str, options: &WriteOptions) -> Result<(), Error> {
         require("role ID", id)?;
         self.delete(format!("/v1/acl/role/{}", encode_segment(id)), options)
             .await
@@ -665,7 +665,7 @@ impl<'a> Acl<'a> {
 
     /// `GET /v1/acl/roles`, optionally only roles linked to a policy ID.
     pub async fn role_list(
-        &self,
+        self,
         policy: Option<&str>,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Vec<AclRole>>, Error> {
@@ -680,7 +680,7 @@ impl<'a> Acl<'a> {
 
     /// `PUT /v1/acl/auth-method`.
     pub async fn auth_method_create(
-        &self,
+        self,
         method: &AclAuthMethod,
         options: &WriteOptions,
     ) -> Result<AclAuthMethod, Error> {
@@ -691,7 +691,7 @@ impl<'a> Acl<'a> {
 
     /// `GET /v1/acl/auth-method/:name`.
     pub async fn auth_method_read(
-        &self,
+        self,
         name: &str,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Option<AclAuthMethod>>, Error> {
@@ -705,7 +705,7 @@ impl<'a> Acl<'a> {
 
     /// `PUT /v1/acl/auth-method/:name`.
     pub async fn auth_method_update(
-        &self,
+        self,
         method: &AclAuthMethod,
         options: &WriteOptions,
     ) -> Result<AclAuthMethod, Error> {
@@ -715,11 +715,7 @@ impl<'a> Acl<'a> {
     }
 
     /// `DELETE /v1/acl/auth-method/:name`.
-    pub async fn auth_method_delete(
-        &self,
-        name: &str,
-        options: &WriteOptions,
-    ) -> Result<(), Error> {
+    pub async fn auth_method_delete(self, name: &str, options: &WriteOptions) -> Result<(), Error> {
         require("auth method name", name)?;
         self.delete(
             format!("/v1/acl/auth-method/{}", encode_segment(name)),
@@ -730,7 +726,7 @@ impl<'a> Acl<'a> {
 
     /// `GET /v1/acl/auth-methods`.
     pub async fn auth_method_list(
-        &self,
+        self,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Vec<AclAuthMethod>>, Error> {
         self.list(Call::new(Method::GET, "/v1/acl/auth-methods").query_options(options))
@@ -741,7 +737,7 @@ impl<'a> Acl<'a> {
 
     /// `PUT /v1/acl/binding-rule`; `rule.id` must be empty.
     pub async fn binding_rule_create(
-        &self,
+        self,
         rule: &AclBindingRule,
         options: &WriteOptions,
     ) -> Result<AclBindingRule, Error> {
@@ -757,7 +753,7 @@ impl<'a> Acl<'a> {
 
     /// `GET /v1/acl/binding-rule/:id`.
     pub async fn binding_rule_read(
-        &self,
+        self,
         id: &str,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Option<AclBindingRule>>, Error> {
@@ -771,7 +767,7 @@ impl<'a> Acl<'a> {
 
     /// `PUT /v1/acl/binding-rule/:id`; `rule.id` must be set.
     pub async fn binding_rule_update(
-        &self,
+        self,
         rule: &AclBindingRule,
         options: &WriteOptions,
     ) -> Result<AclBindingRule, Error> {
@@ -781,7 +777,7 @@ impl<'a> Acl<'a> {
     }
 
     /// `DELETE /v1/acl/binding-rule/:id`.
-    pub async fn binding_rule_delete(&self, id: &str, options: &WriteOptions) -> Result<(), Error> {
+    pub async fn binding_rule_delete(self, id: &str, options: &WriteOptions) -> Result<(), Error> {
         require("binding rule ID", id)?;
         self.delete(
             format!("/v1/acl/binding-rule/{}", encode_segment(id)),
@@ -792,7 +788,7 @@ impl<'a> Acl<'a> {
 
     /// `GET /v1/acl/binding-rules`, optionally only the rules of one auth method.
     pub async fn binding_rule_list(
-        &self,
+        self,
         auth_method: Option<&str>,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Vec<AclBindingRule>>, Error> {

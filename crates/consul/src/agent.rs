@@ -162,7 +162,7 @@ impl<'a> Agent<'a> {
     }
 
     /// `GET /v1/agent/self`.
-    pub async fn self_info(&self) -> Result<AgentSelf, Error> {
+    pub async fn self_info(self) -> Result<AgentSelf, Error> {
         self.client
             .call_json(Call::new(Method::GET, "/v1/agent/self"))
             .await
@@ -170,7 +170,7 @@ impl<'a> Agent<'a> {
 
     /// `GET /v1/agent/connect/ca/roots` (blocking, cached by the agent, no ACL needed).
     pub async fn ca_roots(
-        &self,
+        self,
         options: &QueryOptions,
     ) -> Result<QueryResponse<CaRootList>, Error> {
         let call = Call::new(Method::GET, "/v1/agent/connect/ca/roots").query_options(options);
@@ -179,7 +179,7 @@ impl<'a> Agent<'a> {
 
     /// `GET /v1/agent/connect/ca/leaf/:service` (blocking: returns when a new certificate is due).
     pub async fn leaf_cert(
-        &self,
+        self,
         service: &str,
         options: &QueryOptions,
     ) -> Result<QueryResponse<LeafCert>, Error> {
@@ -192,7 +192,7 @@ impl<'a> Agent<'a> {
 
     /// `POST /v1/agent/connect/authorize`: may a client with this certificate reach `target`?
     pub async fn authorize(
-        &self,
+        self,
         request: &AuthorizeRequest,
         options: &WriteOptions,
     ) -> Result<AuthorizeResponse, Error> {

@@ -542,7 +542,7 @@ impl<'a> Catalog<'a> {
 
     /// `PUT /v1/catalog/register`.
     pub async fn register(
-        &self,
+        self,
         registration: &CatalogRegistration,
         options: &WriteOptions,
     ) -> Result<(), Error> {
@@ -555,7 +555,7 @@ impl<'a> Catalog<'a> {
 
     /// `PUT /v1/catalog/deregister`.
     pub async fn deregister(
-        &self,
+        self,
         deregistration: &CatalogDeregistration,
         options: &WriteOptions,
     ) -> Result<(), Error> {
@@ -567,21 +567,21 @@ impl<'a> Catalog<'a> {
     }
 
     /// `GET /v1/catalog/datacenters`.
-    pub async fn datacenters(&self) -> Result<Vec<String>, Error> {
+    pub async fn datacenters(self) -> Result<Vec<String>, Error> {
         let call = Call::new(Method::GET, "/v1/catalog/datacenters");
         let list: Option<Vec<String>> = self.client.call_json(call).await?;
         Ok(list.unwrap_or_default())
     }
 
     /// `GET /v1/catalog/nodes`.
-    pub async fn nodes(&self, options: &QueryOptions) -> Result<QueryResponse<Vec<Node>>, Error> {
+    pub async fn nodes(self, options: &QueryOptions) -> Result<QueryResponse<Vec<Node>>, Error> {
         let call = Call::new(Method::GET, "/v1/catalog/nodes").query_options(options);
         list(self.client.query(call).await?)
     }
 
     /// `GET /v1/catalog/services`: service names and their tags.
     pub async fn services(
-        &self,
+        self,
         options: &QueryOptions,
     ) -> Result<QueryResponse<BTreeMap<String, Vec<String>>>, Error> {
         let call = Call::new(Method::GET, "/v1/catalog/services").query_options(options);
@@ -598,7 +598,7 @@ impl<'a> Catalog<'a> {
 
     /// `GET /v1/catalog/service/:name`, keeping instances that carry every tag in `tags`.
     pub async fn service(
-        &self,
+        self,
         name: &str,
         tags: &[&str],
         options: &QueryOptions,
@@ -608,7 +608,7 @@ impl<'a> Catalog<'a> {
 
     /// `GET /v1/catalog/connect/:name`: the Connect-capable instances (proxies) of a service.
     pub async fn connect(
-        &self,
+        self,
         name: &str,
         tags: &[&str],
         options: &QueryOptions,
@@ -617,7 +617,7 @@ impl<'a> Catalog<'a> {
     }
 
     async fn instances(
-        &self,
+        self,
         endpoint: &str,
         name: &str,
         tags: &[&str],
@@ -634,7 +634,7 @@ impl<'a> Catalog<'a> {
 
     /// `GET /v1/catalog/node/:node`; `None` when the node is unknown.
     pub async fn node(
-        &self,
+        self,
         node: &str,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Option<CatalogNode>>, Error> {
@@ -648,7 +648,7 @@ impl<'a> Catalog<'a> {
 
     /// `GET /v1/catalog/node-services/:node`; `None` when the node is unknown.
     pub async fn node_services(
-        &self,
+        self,
         node: &str,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Option<CatalogNodeServiceList>>, Error> {

@@ -12,7 +12,9 @@ use serde_json::{Map, Value};
 
 use crate::catalog::{ExposeConfig, MeshGatewayConfig, ProxyMode, TransparentProxyConfig};
 use crate::client::{Call, require};
-use crate::wire::{NanosDuration, encode_segment, is_default, null_default, string_enum};
+use crate::wire::{
+    NanosDuration, empty_as_none, encode_segment, is_default, null_default, string_enum,
+};
 use crate::{Client, Error, QueryOptions, QueryResponse, WriteOptions};
 
 /// Kind name of [`ServiceDefaults`].
@@ -539,7 +541,10 @@ pub struct SourceIntention {
     #[serde(skip_serializing_if = "is_default")]
     pub sameness_group: String,
     /// L4 decision; absent when `permissions` are given.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "empty_as_none"
+    )]
     pub action: Option<IntentionAction>,
     /// L7 permissions, first match wins.
     #[serde(skip_serializing_if = "is_default", deserialize_with = "null_default")]
@@ -674,7 +679,7 @@ impl<'a> ConfigEntries<'a> {
 
     /// `GET /v1/config/:kind/:name`; `None` when there is no such entry.
     pub async fn get(
-        &self,
+        self,
         kind: &str,
         name: &str,
         options: &QueryOptions,
@@ -700,7 +705,7 @@ impl<'a> ConfigEntries<'a> {
 
     /// `GET /v1/config/:kind`.
     pub async fn list(
-        &self,
+        self,
         kind: &str,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Vec<ConfigEntry>>, Error> {
@@ -724,7 +729,7 @@ impl<'a> ConfigEntries<'a> {
     }
 
     /// `PUT /v1/config`. Returns Consul's answer; `false` means it did not apply the entry.
-    pub async fn set(&self, entry: &ConfigEntry, options: &WriteOptions) -> Result<bool, Error> {
+    pub async fn set(self, entry: &ConfigEntry, options: &WriteOptions) -> Result<bool, Error> {
         require("config entry name", entry.name())?;
         let call = Call::new(Method::PUT, "/v1/config")
             .write_options(options)
@@ -735,7 +740,7 @@ impl<'a> ConfigEntries<'a> {
     /// `PUT /v1/config?cas=:index`: writes only if the entry's `ModifyIndex` is still `index`
     /// (0: only if it does not exist). `false` when another write got there first.
     pub async fn set_cas(
-        &self,
+        self,
         entry: &ConfigEntry,
         index: u64,
         options: &WriteOptions,
@@ -749,12 +754,7 @@ impl<'a> ConfigEntries<'a> {
     }
 
     /// `DELETE /v1/config/:kind/:name`. Deleting an entry that does not exist succeeds.
-    pub async fn delete(
-        &self,
-        kind: &str,
-        name: &str,
-        options: &WriteOptions,
-    ) -> Result<(), Error> {
+    pub async fn delete(self, kind: &str, name: &str, options: &WriteOptions) -> Result<(), Error> {
         require("config entry kind", kind)?;
         require("config entry name", name)?;
         let path = format!(
@@ -770,7 +770,7 @@ impl<'a> ConfigEntries<'a> {
     /// `DELETE /v1/config/:kind/:name?cas=:index`: deletes only if the entry's `ModifyIndex` is
     /// still `index`. `false` when it was not deleted.
     pub async fn delete_cas(
-        &self,
+        self,
         kind: &str,
         name: &str,
         index: u64,

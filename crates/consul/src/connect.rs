@@ -13,7 +13,7 @@ use crate::config_entry::{
     ConfigEntry, IntentionAction, IntentionPermission, SERVICE_INTENTIONS, ServiceIntentions,
     SourceIntention,
 };
-use crate::wire::{is_default, null_default};
+use crate::wire::{empty_as_none, is_default, null_default};
 use crate::{Client, Error, QueryOptions, QueryResponse, WriteOptions};
 
 /// How many times an intention upsert or delete re-reads and retries after losing a
@@ -157,7 +157,10 @@ pub struct Intention {
     #[serde(skip_serializing_if = "is_default")]
     pub source_type: String,
     /// L4 decision; absent for L7 intentions.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "empty_as_none"
+    )]
     pub action: Option<IntentionAction>,
     /// L7 permissions.
     #[serde(skip_serializing_if = "is_default", deserialize_with = "null_default")]
@@ -207,7 +210,7 @@ impl<'a> Connect<'a> {
 
     /// `GET /v1/connect/ca/roots` (blocking).
     pub async fn ca_roots(
-        &self,
+        self,
         options: &QueryOptions,
     ) -> Result<QueryResponse<CaRootList>, Error> {
         let call = Call::new(Method::GET, "/v1/connect/ca/roots").query_options(options);
@@ -215,17 +218,14 @@ impl<'a> Connect<'a> {
     }
 
     /// `GET /v1/connect/ca/configuration`.
-    pub async fn ca_config(
-        &self,
-        options: &QueryOptions,
-    ) -> Result<QueryResponse<CaConfig>, Error> {
+    pub async fn ca_config(self, options: &QueryOptions) -> Result<QueryResponse<CaConfig>, Error> {
         let call = Call::new(Method::GET, "/v1/connect/ca/configuration").query_options(options);
         self.client.query(call).await
     }
 
     /// `PUT /v1/connect/ca/configuration`.
     pub async fn set_ca_config(
-        &self,
+        self,
         config: &CaConfig,
         options: &WriteOptions,
     ) -> Result<(), Error> {
@@ -239,7 +239,7 @@ impl<'a> Connect<'a> {
     /// `GET /v1/connect/intentions/match?by=..&name=..`: for each name, the intentions that
     /// match it, in evaluation order (blocking).
     pub async fn intention_match(
-        &self,
+        self,
         by: IntentionMatchBy,
         names: &[&str],
         options: &QueryOptions,
@@ -274,7 +274,7 @@ impl<'a> Connect<'a> {
     /// `GET /v1/connect/intentions/check?source=..&destination=..`: would a connection be allowed?
     /// L7 intentions count as deny here, as in Consul.
     pub async fn intention_check(
-        &self,
+        self,
         source: &str,
         destination: &str,
         options: &QueryOptions,
@@ -296,7 +296,7 @@ impl<'a> Connect<'a> {
 
     /// `GET /v1/connect/intentions/exact?source=..&destination=..`; `None` when there is none.
     pub async fn intention_get_exact(
-        &self,
+        self,
         source: &str,
         destination: &str,
         options: &QueryOptions,
@@ -317,7 +317,7 @@ impl<'a> Connect<'a> {
     /// re-reads when another writer got there first. The namespace and partition of the entry come
     /// from `options`.
     pub async fn upsert_intention(
-        &self,
+        self,
         destination: &str,
         source: SourceIntention,
         options: &WriteOptions,
@@ -339,7 +339,7 @@ impl<'a> Connect<'a> {
     /// entry of `destination`; deletes the entry when no source is left. Returns whether a
     /// source was removed.
     pub async fn delete_intention(
-        &self,
+        self,
         destination: &str,
         source: &SourceIntention,
         options: &WriteOptions,
@@ -357,7 +357,7 @@ impl<'a> Connect<'a> {
     /// Reads the destination's entry, applies `change` (which says whether it changed anything),
     /// and writes it back with check-and-set, retrying on conflicts.
     async fn update_intentions(
-        &self,
+        self,
         destination: &str,
         options: &WriteOptions,
         mut change: impl FnMut(&mut ServiceIntentions) -> bool,

@@ -233,7 +233,7 @@ impl<'a> Health<'a> {
 
     /// `GET /v1/health/service/:name`.
     pub async fn service(
-        &self,
+        self,
         name: &str,
         filters: &ServiceHealthOptions,
         options: &QueryOptions,
@@ -244,7 +244,7 @@ impl<'a> Health<'a> {
     /// `GET /v1/health/connect/:name`: the proxies (and native instances) that carry traffic for
     /// the service, with the proxy's health and, with `passing_only`, the service's too.
     pub async fn connect(
-        &self,
+        self,
         name: &str,
         filters: &ServiceHealthOptions,
         options: &QueryOptions,
@@ -253,7 +253,7 @@ impl<'a> Health<'a> {
     }
 
     async fn entries(
-        &self,
+        self,
         endpoint: &str,
         name: &str,
         filters: &ServiceHealthOptions,
@@ -273,7 +273,7 @@ impl<'a> Health<'a> {
 
     /// `GET /v1/health/checks/:service`.
     pub async fn checks(
-        &self,
+        self,
         service: &str,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Vec<HealthCheck>>, Error> {
@@ -288,7 +288,7 @@ impl<'a> Health<'a> {
 
     /// `GET /v1/health/node/:node`.
     pub async fn node(
-        &self,
+        self,
         node: &str,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Vec<HealthCheck>>, Error> {
@@ -303,7 +303,7 @@ impl<'a> Health<'a> {
 
     /// `GET /v1/health/state/:state`.
     pub async fn state(
-        &self,
+        self,
         state: HealthState,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Vec<HealthCheck>>, Error> {

@@ -83,7 +83,7 @@ impl<'a> Kv<'a> {
 
     /// `GET /v1/kv/:key`; `None` when the key does not exist.
     pub async fn get(
-        &self,
+        self,
         key: &str,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Option<KvPair>>, Error> {
@@ -96,7 +96,7 @@ impl<'a> Kv<'a> {
 
     /// `GET /v1/kv/:prefix?recurse`: every key under the prefix (empty when there are none).
     pub async fn list(
-        &self,
+        self,
         prefix: &str,
         options: &QueryOptions,
     ) -> Result<QueryResponse<Vec<KvPair>>, Error> {
@@ -110,7 +110,7 @@ impl<'a> Kv<'a> {
 
     /// `GET /v1/kv/:prefix?keys`: key names under the prefix, up to `separator` if given.
     pub async fn keys(
-        &self,
+        self,
         prefix: &str,
         separator: Option<&str>,
         options: &QueryOptions,
@@ -128,7 +128,7 @@ impl<'a> Kv<'a> {
 
     /// `PUT /v1/kv/:key`. Returns Consul's answer (`false` when it did not write).
     pub async fn put(
-        &self,
+        self,
         key: &str,
         value: impl Into<Bytes>,
         flags: u64,
@@ -140,7 +140,7 @@ impl<'a> Kv<'a> {
     /// `PUT /v1/kv/:key?cas=:index`: writes only if the key's `ModifyIndex` is still `index`
     /// (0: only if the key does not exist). `false` when another write got there first.
     pub async fn cas(
-        &self,
+        self,
         key: &str,
         value: impl Into<Bytes>,
         flags: u64,
@@ -152,7 +152,7 @@ impl<'a> Kv<'a> {
     }
 
     async fn write(
-        &self,
+        self,
         key: &str,
         value: Bytes,
         flags: u64,
@@ -173,7 +173,7 @@ impl<'a> Kv<'a> {
     }
 
     /// `DELETE /v1/kv/:key`.
-    pub async fn delete(&self, key: &str, options: &WriteOptions) -> Result<bool, Error> {
+    pub async fn delete(self, key: &str, options: &WriteOptions) -> Result<bool, Error> {
         require("key", key)?;
         let call = Call::new(Method::DELETE, Self::path(key)).write_options(options);
         self.client.call_bool(call).await
@@ -181,7 +181,7 @@ impl<'a> Kv<'a> {
 
     /// `DELETE /v1/kv/:key?cas=:index`: deletes only if the key's `ModifyIndex` is still `index`.
     pub async fn delete_cas(
-        &self,
+        self,
         key: &str,
         index: u64,
         options: &WriteOptions,
@@ -194,7 +194,7 @@ impl<'a> Kv<'a> {
     }
 
     /// `DELETE /v1/kv/:prefix?recurse`: deletes every key under the prefix.
-    pub async fn delete_tree(&self, prefix: &str, options: &WriteOptions) -> Result<bool, Error> {
+    pub async fn delete_tree(self, prefix: &str, options: &WriteOptions) -> Result<bool, Error> {
         require("prefix", prefix)?;
         let call = Call::new(Method::DELETE, Self::path(prefix))
             .param("recurse", "")

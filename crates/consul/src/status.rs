@@ -17,14 +17,14 @@ impl<'a> Status<'a> {
     }
 
     /// `GET /v1/status/leader`: the leader's `ip:port`, or an empty string when there is none.
-    pub async fn leader(&self) -> Result<String, Error> {
+    pub async fn leader(self) -> Result<String, Error> {
         self.client
             .call_json(Call::new(Method::GET, "/v1/status/leader"))
             .await
     }
 
     /// `GET /v1/status/peers`: the `ip:port` of every Raft peer.
-    pub async fn peers(&self) -> Result<Vec<String>, Error> {
+    pub async fn peers(self) -> Result<Vec<String>, Error> {
         let peers: Option<Vec<String>> = self
             .client
             .call_json(Call::new(Method::GET, "/v1/status/peers"))

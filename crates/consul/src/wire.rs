@@ -224,6 +224,16 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Reads an optional string enum, taking `""` (how Go writes "unset") as `None`.
+pub(crate) fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: for<'a> From<&'a str>,
+{
+    let text = Option::<std::borrow::Cow<'de, str>>::deserialize(d)?;
+    Ok(text.filter(|t| !t.is_empty()).map(|t| T::from(t.as_ref())))
+}
+
 /// True when a value equals its default, used to leave zero-valued fields out of request bodies.
 pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
