@@ -37,19 +37,15 @@ fn validate(file: Option<PathBuf>) -> ExitCode {
         }
     };
     match consul_ecs_config::Config::from_json(&text) {
-        Ok(config) => {
-            println!("ok");
-            match serde_json::to_string_pretty(&config.resolved()) {
-                Ok(json) => println!("{json}"),
-                Err(err) => {
-                    eprintln!("printing the resolved config: {err}");
-                    return ExitCode::FAILURE;
-                }
+        Ok(config) => match serde_json::to_string_pretty(&config.resolved()) {
+            Ok(json) => crate::print_stdout(&format!("ok\n{json}\n")),
+            Err(err) => {
+                eprintln!("printing the resolved config: {err}");
+                ExitCode::FAILURE
             }
-            ExitCode::SUCCESS
-        }
+        },
         Err(err) => {
-            eprintln!("invalid config: {err}");
+            eprintln!("invalid config: {}", err.to_string().trim_end());
             ExitCode::FAILURE
         }
     }

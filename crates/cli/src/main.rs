@@ -76,10 +76,7 @@ fn main() -> ExitCode {
         Command::NetDial(a) => net_dial::run(&a),
         Command::Config(c) => config_cmd::run(c),
         Command::DevServer(a) => run_async(devserver::run(a)),
-        Command::Version(_) => {
-            println!("{}", version::human_version());
-            ExitCode::SUCCESS
-        }
+        Command::Version(_) => print_stdout(&format!("{}\n", version::human_version())),
         Command::MeshInit(_)
         | Command::HealthSync(_)
         | Command::Controller(_)
@@ -91,9 +88,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes to standard output; a reader that went away (`| head`) is not an error worth a panic.
+pub(crate) fn print_stdout(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("writing to standard output: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs an async subcommand on a multi-threaded runtime and maps its result to an exit code.
 fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: starting the async runtime: {err}");
