@@ -43,7 +43,7 @@ enum Command {
     /// Checks for a TCP listener on a host
     NetDial(net_dial::Args),
     /// Runs a single-node Consul-compatible server (the local default and the peer for tests)
-    DevServer(devserver::Args),
+    DevServer(Box<devserver::Args>),
     /// Works with CONSUL_ECS_CONFIG_JSON
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -75,7 +75,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::NetDial(a) => net_dial::run(&a),
         Command::Config(c) => config_cmd::run(c),
-        Command::DevServer(a) => run_async(devserver::run(a)),
+        Command::DevServer(a) => run_async(devserver::run(*a)),
         Command::Version(_) => print_stdout(&format!("{}\n", version::human_version())),
         Command::MeshInit(_)
         | Command::HealthSync(_)
