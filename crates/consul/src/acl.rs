@@ -13,7 +13,9 @@ use serde_json::{Map, Value};
 use crate::catalog::list;
 use crate::client::{Call, require};
 use crate::config::Secret;
-use crate::wire::{GoDuration, encode_segment, is_default, null_default, string_enum};
+use crate::wire::{
+    GoDuration, NanosDuration, encode_segment, is_default, null_default, string_enum,
+};
 use crate::{Client, Error, QueryOptions, QueryResponse, WriteOptions};
 
 /// Accessor ID of the anonymous token.
@@ -125,9 +127,10 @@ pub struct AclToken {
     /// Auth method that created it (login tokens).
     #[serde(skip_serializing_if = "is_default")]
     pub auth_method: String,
-    /// Lifetime asked for at creation.
+    /// Lifetime asked for at creation (integer nanoseconds on the wire, as Consul's Go client
+    /// sends it).
     #[serde(rename = "ExpirationTTL", skip_serializing_if = "Option::is_none")]
-    pub expiration_ttl: Option<GoDuration>,
+    pub expiration_ttl: Option<NanosDuration>,
     /// Expiry (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expiration_time: Option<String>,

@@ -95,21 +95,27 @@ impl ConfigEntry {
         }
     }
 
-    /// Decodes an entry from its JSON object, dispatching on `Kind`. The error names the field.
-    pub fn from_value(value: Value) -> Result<Self, (String, String)> {
+    /// Decodes an entry from its JSON object, dispatching on `Kind`.
+    pub fn from_value(value: Value) -> Result<Self, ConfigEntryError> {
+        let fail = |field: &str, message: &str| ConfigEntryError {
+            field: field.to_string(),
+            message: message.to_string(),
+        };
         let Value::Object(mut fields) = value else {
-            return Err((".".into(), "a config entry must be a JSON object".into()));
+            return Err(fail(".", "a config entry must be a JSON object"));
         };
         let kind = match fields.remove("Kind") {
             Some(Value::String(kind)) => kind,
-            Some(_) => return Err(("Kind".into(), "must be a string".into())),
-            None => return Err(("Kind".into(), "missing".into())),
+            Some(_) => return Err(fail("Kind", "must be a string")),
+            None => return Err(fail("Kind", "missing")),
         };
         fn typed<T: serde::de::DeserializeOwned>(
             fields: Map<String, Value>,
-        ) -> Result<T, (String, String)> {
-            serde_path_to_error::deserialize(Value::Object(fields))
-                .map_err(|e| (e.path().to_string(), e.inner().to_string()))
+        ) -> Result<T, ConfigEntryError> {
+            serde_path_to_error::deserialize(Value::Object(fields)).map_err(|e| ConfigEntryError {
+                field: e.path().to_string(),
+                message: e.inner().to_string(),
+            })
         }
         Ok(match kind.as_str() {
             SERVICE_DEFAULTS => ConfigEntry::ServiceDefaults(typed(fields)?),
@@ -119,6 +125,16 @@ impl ConfigEntry {
             _ => ConfigEntry::Other(UntypedConfigEntry { kind, fields }),
         })
     }
+}
+
+/// Why a JSON object is not a valid config entry.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("at `{field}`: {message}")]
+pub struct ConfigEntryError {
+    /// JSON path of the value at fault, relative to the entry.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
 }
 
 impl Serialize for ConfigEntry {
@@ -152,8 +168,7 @@ impl Serialize for ConfigEntry {
 impl<'de> Deserialize<'de> for ConfigEntry {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(d)?;
-        ConfigEntry::from_value(value)
-            .map_err(|(field, message)| serde::de::Error::custom(format!("{field}: {message}")))
+        ConfigEntry::from_value(value).map_err(serde::de::Error::custom)
     }
 }
 
@@ -654,15 +669,15 @@ pub struct IntentionHttpHeaderPermission {
 }
 
 fn decode_entry(value: Value, path: &str, prefix: &str) -> Result<ConfigEntry, Error> {
-    ConfigEntry::from_value(value).map_err(|(field, message)| Error::Decode {
+    ConfigEntry::from_value(value).map_err(|e| Error::Decode {
         method: "GET".to_string(),
         path: path.to_string(),
-        field: match (prefix.is_empty(), field.as_str()) {
-            (true, _) => field,
+        field: match (prefix.is_empty(), e.field.as_str()) {
+            (true, _) => e.field,
             (false, ".") => prefix.to_string(),
-            (false, _) => format!("{prefix}.{field}"),
+            (false, _) => format!("{prefix}.{}", e.field),
         },
-        message,
+        message: e.message,
     })
 }
 

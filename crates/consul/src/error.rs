@@ -102,15 +102,6 @@ pub enum Error {
         attempts: u32,
     },
 
-    /// Consul accepted the request but reported that it did not apply it (a `false` answer).
-    #[error("consul did not apply {method} {path}")]
-    NotApplied {
-        /// HTTP method of the request.
-        method: String,
-        /// Request path, without the query string.
-        path: String,
-    },
-
     /// The operation was cancelled through its cancellation token.
     #[error("cancelled")]
     Cancelled,

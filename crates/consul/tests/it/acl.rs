@@ -239,7 +239,7 @@ async fn token_list_self_create_and_delete() {
     assert_eq!(
         requests[2].json(),
         json!({"Description": "ci", "ServiceIdentities": [{"ServiceName": "web"}],
-               "ExpirationTTL": "1h0m0s"})
+               "ExpirationTTL": 3_600_000_000_000u64})
     );
     assert_eq!(requests[3].path, "/v1/acl/token/a1");
     assert_eq!(requests[3].param("ns"), Some("ns1"));

@@ -242,4 +242,16 @@ async fn a_bad_field_in_an_entry_is_named() {
         }
         other => panic!("expected a decode error, got {other}"),
     }
+    for (value, field) in [
+        (json!({"Name": "x"}), "Kind"),
+        (json!({"Kind": 3}), "Kind"),
+        (json!([]), "."),
+        (
+            json!({"Kind": "mesh", "TLS": {"Incoming": {"CipherSuites": "all"}}}),
+            "TLS.Incoming.CipherSuites",
+        ),
+    ] {
+        let err = ConfigEntry::from_value(value).unwrap_err();
+        assert_eq!(err.field, field, "{err}");
+    }
 }
