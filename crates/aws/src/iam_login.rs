@@ -258,6 +258,12 @@ pub async fn bearer_token_with_credentials(
         .as_deref()
         .filter(|v| !v.is_empty());
     let now = SystemTime::now();
+    tracing::debug!(
+        sts = %endpoints.sts,
+        iam = %endpoints.iam,
+        include_entity = options.include_entity,
+        "building an aws-iam login bearer token"
+    );
 
     let mut headers = base_headers();
     if options.include_entity {
@@ -268,6 +274,7 @@ pub async fn bearer_token_with_credentials(
             options.timeout,
         )
         .await?;
+        tracing::debug!(arn = %identity.arn, "sts:GetCallerIdentity named the caller");
         let principal = IamPrincipal::parse(&identity.arn)?;
         let (action, name_key) = match principal.kind {
             PrincipalKind::Role | PrincipalKind::AssumedRole => ("GetRole", "RoleName"),

@@ -8,6 +8,8 @@ pub mod arn;
 pub mod aws_xml;
 pub mod bearer_token;
 pub mod iam_login;
+#[cfg(feature = "server")]
+pub mod metadata_server;
 pub mod task_metadata;
 mod transport;
 
