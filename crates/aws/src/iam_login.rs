@@ -472,7 +472,7 @@ pub async fn send_signed_request(
         None => request.url.clone(),
     };
     let method = Method::from_bytes(request.method.as_bytes())
-        .map_err(|e| invalid(&target, format!("method {:?}: {e}", request.method)))?;
+        .map_err(|e| HttpError::InvalidRequest(format!("method {:?}: {e}", request.method)))?;
     let mut builder = Request::builder()
         .method(method)
         .uri(target.as_str())
@@ -487,7 +487,7 @@ pub async fn send_signed_request(
     }
     let http_request = builder
         .body(Full::new(Bytes::from(request.body.clone())))
-        .map_err(|e| invalid(&target, e.to_string()))?;
+        .map_err(|e| HttpError::InvalidRequest(e.to_string()))?;
     let response = transport::send(http_request, timeout).await?;
     Ok(AwsResponse {
         status: response.status.as_u16(),

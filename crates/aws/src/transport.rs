@@ -35,6 +35,9 @@ pub enum HttpError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The request cannot be expressed in HTTP (for example a header name with invalid bytes).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     /// The whole exchange took longer than the deadline.
     #[error("no response within {0:?}")]
     Timeout(Duration),

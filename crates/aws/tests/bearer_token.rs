@@ -656,3 +656,42 @@ async fn secrets_stay_out_of_debug_output() {
     // What is safe to show still is.
     assert!(format!("{:?}", login.sts).contains("sts.us-east-1.amazonaws.com"));
 }
+
+#[tokio::test]
+async fn replaying_unsendable_requests_is_an_error_not_a_panic() {
+    use consul_ecs_aws::HttpError;
+    use consul_ecs_aws::bearer_token::SignedRequest;
+    use consul_ecs_aws::iam_login::send_signed_request;
+    use std::time::Duration;
+
+    let base = SignedRequest {
+        method: "POST".into(),
+        url: "http://127.0.0.1:9/".into(),
+        headers: Default::default(),
+        body: String::new(),
+    };
+    let mut bad_header = base.clone();
+    bad_header
+        .headers
+        .insert("Bad Name".into(), vec!["x".into()]);
+    let mut bad_value = base.clone();
+    bad_value
+        .headers
+        .insert("X-Ok".into(), vec!["line\nbreak".into()]);
+    let mut bad_method = base.clone();
+    bad_method.method = "PO ST".into();
+    for request in [bad_header, bad_value, bad_method] {
+        let result = send_signed_request(&request, None, Duration::from_secs(5)).await;
+        assert!(
+            matches!(result, Err(HttpError::InvalidRequest(_))),
+            "{result:?}"
+        );
+    }
+    let mut bad_url = base;
+    bad_url.url = "no scheme".into();
+    let result = send_signed_request(&bad_url, None, Duration::from_secs(5)).await;
+    assert!(
+        matches!(result, Err(HttpError::InvalidUrl { .. })),
+        "{result:?}"
+    );
+}
