@@ -60,7 +60,7 @@ pub enum HttpError {
     /// The HTTP exchange failed after the connection was open.
     #[error("HTTP exchange: {0}")]
     Protocol(#[from] hyper::Error),
-    /// The response body was larger than [`MAX_BODY_BYTES`] or could not be read.
+    /// The response body was larger than 4 MiB or could not be read.
     #[error("reading response body: {0}")]
     Body(String),
 }
