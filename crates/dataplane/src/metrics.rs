@@ -97,6 +97,7 @@ pub(crate) struct Metrics {
     pub(crate) ready: AtomicI64,
     pub(crate) draining: AtomicI64,
     pub(crate) consul_errors: AtomicU64,
+    pub(crate) certificate_updates: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -278,6 +279,17 @@ impl Metrics {
             family(&mut out, name, "gauge", help);
             let _ = writeln!(out, "consul_dataplane_{name} {value}");
         }
+        family(
+            &mut out,
+            "certificate_updates_total",
+            "counter",
+            "Times new certificate material (leaf or roots) was installed.",
+        );
+        let _ = writeln!(
+            out,
+            "consul_dataplane_certificate_updates_total {}",
+            self.certificate_updates.load(Ordering::Relaxed)
+        );
         family(
             &mut out,
             "consul_errors_total",

@@ -108,6 +108,9 @@ impl Core {
         self.metrics
             .roots
             .store(material.root_count as i64, Ordering::Relaxed);
+        self.metrics
+            .certificate_updates
+            .fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             identity = %material.id,
             roots = material.root_count,

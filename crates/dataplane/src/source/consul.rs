@@ -327,7 +327,7 @@ async fn supervise(
             }
             Some(Ok(Some(service))) => service,
         };
-        let plan = match Plan::from_registration(&registration, settings) {
+        let plan = match Plan::from_registration(&registration, core.settings.public_bind_ip) {
             Ok(plan) => plan,
             Err(message) => {
                 tracing::error!(%message, "proxy registration is unusable; waiting for a change");
@@ -434,10 +434,7 @@ struct Plan {
 }
 
 impl Plan {
-    fn from_registration(
-        service: &AgentService,
-        settings: &ConsulSettings,
-    ) -> Result<Plan, String> {
+    fn from_registration(service: &AgentService, public_ip: IpAddr) -> Result<Plan, String> {
         let proxy = service
             .proxy
             .as_ref()
@@ -467,7 +464,7 @@ impl Plan {
             .and_then(|v| v.as_str())
             .unwrap_or("tcp");
         let public = PublicSpec {
-            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            bind: SocketAddr::new(public_ip, port),
             local_app: super::host_port(local_host, proxy.local_service_port),
             alpn: super::alpn_for(protocol),
         };
@@ -520,7 +517,6 @@ impl Plan {
                 },
             });
         }
-        let _ = settings;
         Ok(Plan {
             service: proxy.destination_service_name.clone(),
             public,
