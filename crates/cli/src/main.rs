@@ -37,9 +37,9 @@ enum Command {
     /// ECS controller: ACL set-up and clean-up of stopped tasks
     Controller(Unimplemented),
     /// Entrypoint for running Envoy (the dataplane) in ECS
-    EnvoyEntrypoint(Unimplemented),
+    EnvoyEntrypoint(consul_ecs_entrypoint::EnvoyEntrypointArgs),
     /// Entrypoint for running a command in ECS
-    AppEntrypoint(Unimplemented),
+    AppEntrypoint(consul_ecs_entrypoint::AppEntrypointArgs),
     /// Checks for a TCP listener on a host
     NetDial(net_dial::Args),
     /// Runs a single-node Consul-compatible server (the local default and the peer for tests)
@@ -77,11 +77,11 @@ fn main() -> ExitCode {
         Command::Config(c) => config_cmd::run(c),
         Command::DevServer(a) => run_async(devserver::run(*a)),
         Command::Version(_) => print_stdout(&format!("{}\n", version::human_version())),
-        Command::MeshInit(_)
-        | Command::HealthSync(_)
-        | Command::Controller(_)
-        | Command::EnvoyEntrypoint(_)
-        | Command::AppEntrypoint(_) => {
+        Command::EnvoyEntrypoint(a) => {
+            ExitCode::from(consul_ecs_entrypoint::run_envoy_entrypoint(a))
+        }
+        Command::AppEntrypoint(a) => ExitCode::from(consul_ecs_entrypoint::run_app_entrypoint(a)),
+        Command::MeshInit(_) | Command::HealthSync(_) | Command::Controller(_) => {
             eprintln!("this subcommand is not available in this build yet");
             ExitCode::FAILURE
         }
