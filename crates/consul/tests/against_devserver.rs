@@ -9,19 +9,27 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use consul_client::agent::AuthorizeRequest;
 use consul_client::catalog::{
     AgentService, CatalogDeregistration, CatalogRegistration, ExposeConfig, ExposePath, Locality,
     MeshGatewayConfig, MeshGatewayMode, ProxyConfig, ProxyMode, ServiceAddress, ServiceKind,
     Upstream, UpstreamDestinationType, Weights,
 };
 use consul_client::config_entry::{
-    ConfigEntry, SERVICE_DEFAULTS, ServiceDefaults, UntypedConfigEntry,
+    ConfigEntry, IntentionAction, SERVICE_DEFAULTS, SERVICE_INTENTIONS, ServiceDefaults,
+    SourceIntention, UntypedConfigEntry,
 };
+use consul_client::connect::{CaRoot, CaRootList, IntentionMatchBy};
 use consul_client::health::{HealthCheck, HealthStatus, ServiceEntry, ServiceHealthOptions};
 use consul_client::{Client, ClientConfig, QueryOptions, RetryPolicy, WriteOptions, watch};
 use devserver::DevServer;
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::PemObject as _;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::pem::Pem;
 
 // === fixtures ===
 
@@ -296,10 +304,10 @@ fn as_registered(mut service: AgentService) -> AgentService {
     service.datacenter.clear();
     service.content_hash.clear();
     // Consul renders `Proxy` (with its `TransparentProxy`) and `Connect` even when empty.
-    if let Some(proxy) = &mut service.proxy {
-        if proxy.transparent_proxy == Some(Default::default()) {
-            proxy.transparent_proxy = None;
-        }
+    if let Some(proxy) = &mut service.proxy
+        && proxy.transparent_proxy == Some(Default::default())
+    {
+        proxy.transparent_proxy = None;
     }
     if service.proxy == Some(ProxyConfig::default()) {
         service.proxy = None;
@@ -1309,5 +1317,393 @@ async fn state_survives_a_restart_on_the_same_data_dir() {
         "new write at {} after restart, but {highest_before} was seen before",
         fresh.modify_index
     );
+    server.shutdown().await;
+}
+
+// === 6. Connect ===
+
+/// Every PEM block of `text`, in order.
+fn pems(text: &str) -> Vec<Pem> {
+    Pem::iter_from_buffer(text.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+fn uri_sans(cert: &X509Certificate<'_>) -> Vec<String> {
+    cert.subject_alternative_name()
+        .unwrap()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    GeneralName::URI(uri) => Some((*uri).to_owned()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn key_id(cert: &X509Certificate<'_>, authority: bool) -> Option<Vec<u8>> {
+    cert.iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) if !authority => Some(id.0.to_vec()),
+            ParsedExtension::AuthorityKeyIdentifier(aki) if authority => {
+                aki.key_identifier.as_ref().map(|id| id.0.to_vec())
+            }
+            _ => None,
+        })
+}
+
+/// Colon-separated hex, as Consul writes key IDs and serial numbers.
+fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The roots answer has Consul's shape: a trust domain, one active root named by `ActiveRootID`,
+/// a self-signed CA certificate whose URI SAN is the trust domain.
+fn check_roots(roots: &CaRootList) -> CaRoot {
+    let td = &roots.trust_domain;
+    assert!(td.ends_with(".consul"), "trust domain {td:?}");
+    let cluster_id = td.trim_end_matches(".consul");
+    assert_eq!(cluster_id.len(), 36, "a UUID cluster ID: {td:?}");
+    assert!(!roots.active_root_id.is_empty());
+    assert_eq!(roots.roots.len(), 1, "{roots:?}");
+    let active: Vec<&CaRoot> = roots.roots.iter().filter(|r| r.active).collect();
+    assert_eq!(active.len(), 1, "exactly one active root");
+    let root = active[0].clone();
+    assert_eq!(root.id, roots.active_root_id);
+    assert_eq!(roots.active(), Some(&root));
+    assert!(!root.name.is_empty());
+    assert!(!root.not_before.is_empty() && !root.not_after.is_empty());
+    assert!(root.create_index > 0);
+
+    let blocks = pems(&root.root_cert);
+    assert_eq!(blocks.len(), 1);
+    let cert = blocks[0].parse_x509().unwrap();
+    assert!(cert.is_ca(), "the root is a CA");
+    cert.verify_signature(None)
+        .expect("the root is self-signed");
+    assert_eq!(uri_sans(&cert), vec![format!("spiffe://{td}")]);
+    // IDs are colon-hex: the root's is its SHA-1 fingerprint (20 bytes), SigningKeyID its key ID.
+    assert_eq!(root.id.split(':').count(), 20, "{}", root.id);
+    let skid = key_id(&cert, false).expect("the root has a subject key ID");
+    assert_eq!(root.signing_key_id.to_lowercase(), colon_hex(&skid));
+    root
+}
+
+#[tokio::test]
+async fn connect_ca_roots_leaf_intentions_and_authorize() {
+    let (server, client) = start(None).await;
+
+    // CA roots, from both the server and the agent endpoint.
+    let roots = client.connect().ca_roots(&q()).await.unwrap();
+    let root = check_roots(&roots.value);
+    assert!(roots.meta.last_index > 0);
+    let agent_roots = client.agent().ca_roots(&q()).await.unwrap().value;
+    assert_eq!(agent_roots, roots.value, "agent and server agree");
+    let td = roots.value.trust_domain.clone();
+
+    // A leaf for web: the SPIFFE ID exactly, signed by the active root, with its key.
+    let leaf = client.agent().leaf_cert("web", &q()).await.unwrap();
+    let leaf = leaf.value;
+    let spiffe = format!("spiffe://{td}/ns/default/dc/{DATACENTER}/svc/web");
+    assert_eq!(leaf.service, "web");
+    assert_eq!(leaf.service_uri, spiffe);
+    assert!(!leaf.valid_after.is_empty() && !leaf.valid_before.is_empty());
+    let chain = pems(&leaf.cert_pem);
+    assert!(!chain.is_empty());
+    let certs: Vec<X509Certificate<'_>> = chain.iter().map(|p| p.parse_x509().unwrap()).collect();
+    let cert = &certs[0];
+    assert!(!cert.is_ca(), "a leaf is not a CA");
+    assert_eq!(uri_sans(cert), vec![spiffe.clone()], "exactly one URI SAN");
+    assert_eq!(
+        leaf.serial_number.to_lowercase(),
+        colon_hex(cert.raw_serial()),
+        "SerialNumber names the certificate"
+    );
+    // Each certificate is signed by the next; the last (or the leaf) by the active root, through
+    // the root's intermediates if it has any.
+    let intermediates: Vec<Pem> = root
+        .intermediate_certs
+        .iter()
+        .flat_map(|p| pems(p))
+        .collect();
+    let mut path: Vec<X509Certificate<'_>> = certs.clone();
+    for p in &intermediates {
+        let c = p.parse_x509().unwrap();
+        if !path.iter().any(|have| have.as_raw() == c.as_raw()) {
+            path.push(c);
+        }
+    }
+    let root_pem = pems(&root.root_cert);
+    let root_cert = root_pem[0].parse_x509().unwrap();
+    path.push(root_cert);
+    for pair in path.windows(2) {
+        pair[0]
+            .verify_signature(Some(pair[1].public_key()))
+            .expect("each certificate is signed by the next one up");
+    }
+    assert_eq!(
+        key_id(cert, true),
+        key_id(&path[1], false),
+        "the leaf names its issuer's key"
+    );
+    // The private key (SEC1 `EC PRIVATE KEY`, as Consul sends it) is one rustls can sign with,
+    // and it belongs to the certificate.
+    assert!(
+        leaf.private_key_pem
+            .contains("-----BEGIN EC PRIVATE KEY-----")
+    );
+    let key_der = PrivateKeyDer::from_pem_slice(leaf.private_key_pem.as_bytes())
+        .expect("a private key in PEM");
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key_der)
+        .expect("a key rustls can sign with");
+    let spki = signer.public_key().expect("the key's public half");
+    assert_eq!(spki.as_ref(), cert.public_key().raw);
+    assert!(
+        !format!("{leaf:?}").contains("PRIVATE KEY"),
+        "Debug hides the key"
+    );
+    // The same leaf comes back until it is due for renewal.
+    let again = client.agent().leaf_cert("web", &q()).await.unwrap().value;
+    assert_eq!(again.serial_number, leaf.serial_number);
+    let db_leaf = client.agent().leaf_cert("db", &q()).await.unwrap().value;
+    assert_eq!(
+        db_leaf.service_uri,
+        format!("spiffe://{td}/ns/default/dc/{DATACENTER}/svc/db")
+    );
+    assert_ne!(db_leaf.serial_number, leaf.serial_number);
+
+    // Intentions: everyone is denied db, except web.
+    let connect = client.connect();
+    let source = |name: &str, action: IntentionAction| SourceIntention {
+        name: name.into(),
+        action: Some(action),
+        ..SourceIntention::default()
+    };
+    connect
+        .upsert_intention("db", source("*", IntentionAction::Deny), &w())
+        .await
+        .unwrap();
+    connect
+        .upsert_intention("db", source("web", IntentionAction::Allow), &w())
+        .await
+        .unwrap();
+    // Upserting the same source again replaces it rather than adding a second one.
+    connect
+        .upsert_intention("db", source("web", IntentionAction::Allow), &w())
+        .await
+        .unwrap();
+    let entry = client
+        .config_entries()
+        .get(SERVICE_INTENTIONS, "db", &q())
+        .await
+        .unwrap()
+        .value;
+    let Some(ConfigEntry::ServiceIntentions(entry)) = entry else {
+        panic!("expected a service-intentions entry, got {entry:?}");
+    };
+    // One source per name, kept (as Consul keeps them) most specific first, with precedence.
+    assert_eq!(
+        entry
+            .sources
+            .iter()
+            .map(|s| (s.name.as_str(), s.precedence))
+            .collect::<Vec<_>>(),
+        vec![("web", 9), ("*", 8)]
+    );
+
+    // Match by destination: most specific first (exact source 9, wildcard source 8).
+    let matched = connect
+        .intention_match(IntentionMatchBy::Destination, &["db"], &q())
+        .await
+        .unwrap()
+        .value;
+    let for_db = &matched["db"];
+    let summary: Vec<(&str, &str, Option<IntentionAction>, i32)> = for_db
+        .iter()
+        .map(|i| {
+            (
+                i.source_name.as_str(),
+                i.destination_name.as_str(),
+                i.action.clone(),
+                i.precedence,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("web", "db", Some(IntentionAction::Allow), 9),
+            ("*", "db", Some(IntentionAction::Deny), 8),
+        ]
+    );
+    let by_source = connect
+        .intention_match(IntentionMatchBy::Source, &["web", "billing"], &q())
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(
+        by_source["web"]
+            .iter()
+            .map(|i| (i.source_name.as_str(), i.destination_name.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("web", "db"), ("*", "db")],
+        "a wildcard source matches web too"
+    );
+    assert_eq!(
+        by_source["billing"]
+            .iter()
+            .map(|i| i.source_name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["*"]
+    );
+
+    // Check and exact lookup.
+    assert!(
+        connect
+            .intention_check("web", "db", &q())
+            .await
+            .unwrap()
+            .value
+    );
+    assert!(
+        !connect
+            .intention_check("billing", "db", &q())
+            .await
+            .unwrap()
+            .value
+    );
+    assert!(
+        connect
+            .intention_check("billing", "web", &q())
+            .await
+            .unwrap()
+            .value,
+        "no intention covers it and ACLs are off: allowed"
+    );
+    let exact = connect
+        .intention_get_exact("web", "db", &q())
+        .await
+        .unwrap()
+        .value
+        .expect("web -> db exists");
+    assert_eq!(exact.action, Some(IntentionAction::Allow));
+    assert!(
+        connect
+            .intention_get_exact("billing", "db", &q())
+            .await
+            .unwrap()
+            .value
+            .is_none()
+    );
+
+    // Authorize, as a proxy asks about an incoming connection.
+    let ask = |uri: String| AuthorizeRequest {
+        target: "db".into(),
+        client_cert_uri: uri,
+        client_cert_serial: leaf.serial_number.clone(),
+        ..AuthorizeRequest::default()
+    };
+    let allowed = client
+        .agent()
+        .authorize(&ask(spiffe.clone()), &w())
+        .await
+        .unwrap();
+    assert!(allowed.authorized, "{allowed:?}");
+    assert!(!allowed.reason.is_empty());
+    let billing = format!("spiffe://{td}/ns/default/dc/{DATACENTER}/svc/billing");
+    let denied = client.agent().authorize(&ask(billing), &w()).await.unwrap();
+    assert!(!denied.authorized, "{denied:?}");
+    assert!(!denied.reason.is_empty());
+    let foreign = "spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/web";
+    let outsider = client
+        .agent()
+        .authorize(&ask(foreign.to_owned()), &w())
+        .await
+        .unwrap();
+    // Consul decides on the service name alone here: the trust domain is the TLS layer's business
+    // (the proxy verified the chain against the roots before asking), so this is allowed.
+    assert!(outsider.authorized, "{outsider:?}");
+    let garbage = client
+        .agent()
+        .authorize(&ask("not a spiffe id".to_owned()), &w())
+        .await;
+    assert_eq!(
+        garbage
+            .as_ref()
+            .err()
+            .and_then(consul_client::Error::status),
+        Some(400),
+        "{garbage:?}"
+    );
+
+    // Removing web's allow leaves the wildcard deny in charge.
+    assert!(
+        connect
+            .delete_intention("db", &source("web", IntentionAction::Allow), &w())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !connect
+            .intention_check("web", "db", &q())
+            .await
+            .unwrap()
+            .value
+    );
+    let now_denied = client.agent().authorize(&ask(spiffe), &w()).await.unwrap();
+    assert!(!now_denied.authorized);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn connect_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, client) = start(Some(dir.path())).await;
+    let roots_before = client.connect().ca_roots(&q()).await.unwrap();
+    client
+        .connect()
+        .upsert_intention(
+            "db",
+            SourceIntention {
+                name: "web".into(),
+                action: Some(IntentionAction::Allow),
+                ..SourceIntention::default()
+            },
+            &w(),
+        )
+        .await
+        .unwrap();
+    server.shutdown().await;
+
+    let (server, client) = start(Some(dir.path())).await;
+    let roots_after = client.connect().ca_roots(&q()).await.unwrap();
+    assert_eq!(
+        roots_after.value, roots_before.value,
+        "the same CA and trust domain after a restart"
+    );
+    assert!(roots_after.meta.last_index >= roots_before.meta.last_index);
+    let leaf = client.agent().leaf_cert("web", &q()).await.unwrap().value;
+    assert_eq!(
+        leaf.service_uri,
+        format!(
+            "spiffe://{}/ns/default/dc/{DATACENTER}/svc/web",
+            roots_before.value.trust_domain
+        )
+    );
+    let exact = client
+        .connect()
+        .intention_get_exact("web", "db", &q())
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(exact.and_then(|i| i.action), Some(IntentionAction::Allow));
     server.shutdown().await;
 }
