@@ -12,7 +12,9 @@ mod support;
 
 use std::net::SocketAddr;
 
-use consul_client::catalog::{AgentService, CatalogRegistration, ProxyConfig, ServiceKind, Upstream};
+use consul_client::catalog::{
+    AgentService, CatalogRegistration, ProxyConfig, ServiceKind, Upstream,
+};
 use consul_client::config_entry::{IntentionAction, SourceIntention};
 use consul_client::connect::CaConfig;
 use consul_client::health::{HealthCheck, HealthStatus};
@@ -82,14 +84,22 @@ impl Task {
     fn registrations(&self, status: HealthStatus) -> [CatalogRegistration; 2] {
         let meta = [
             ("task-id".to_owned(), self.task_id.clone()),
-            ("task-arn".to_owned(), format!("arn:aws:ecs:us-east-1:123456789012:task/test/{}", self.task_id)),
+            (
+                "task-arn".to_owned(),
+                format!(
+                    "arn:aws:ecs:us-east-1:123456789012:task/test/{}",
+                    self.task_id
+                ),
+            ),
             ("source".to_owned(), "consul-ecs".to_owned()),
         ]
         .into_iter()
         .collect();
         let envelope = |service: AgentService, checks: Vec<HealthCheck>| CatalogRegistration {
             node: NODE.into(),
-            node_meta: [("synthetic-node".to_owned(), "true".to_owned())].into_iter().collect(),
+            node_meta: [("synthetic-node".to_owned(), "true".to_owned())]
+                .into_iter()
+                .collect(),
             address: "127.0.0.1".into(),
             skip_node_update: true,
             service: Some(service),
@@ -123,18 +133,30 @@ impl Task {
         [
             envelope(
                 service,
-                vec![check(&format!("{}-consul-dataplane", self.service_id()), &self.service_id(), status.clone())],
+                vec![check(
+                    &format!("{}-consul-dataplane", self.service_id()),
+                    &self.service_id(),
+                    status.clone(),
+                )],
             ),
             envelope(
                 proxy,
-                vec![check(&format!("{}-consul-dataplane", self.proxy_id()), &self.proxy_id(), status)],
+                vec![check(
+                    &format!("{}-consul-dataplane", self.proxy_id()),
+                    &self.proxy_id(),
+                    status,
+                )],
             ),
         ]
     }
 
     async fn register(&self, client: &Client, status: HealthStatus) {
         for r in self.registrations(status) {
-            client.catalog().register(&r, &WriteOptions::default()).await.unwrap();
+            client
+                .catalog()
+                .register(&r, &WriteOptions::default())
+                .await
+                .unwrap();
         }
     }
 
@@ -156,10 +178,15 @@ impl Task {
     }
 
     async fn start_dataplane(&self, consul: SocketAddr) -> dataplane::Dataplane {
-        let config = dataplane::Config::from_json(&self.dataplane_json(consul).to_string()).unwrap();
+        let config =
+            dataplane::Config::from_json(&self.dataplane_json(consul).to_string()).unwrap();
         let dp = dataplane::Dataplane::start(config).await.unwrap();
         let ready = tokio::time::timeout(patience(), dp.wait_ready()).await;
-        assert!(matches!(ready, Ok(true)), "{} never became ready", self.proxy_id());
+        assert!(
+            matches!(ready, Ok(true)),
+            "{} never became ready",
+            self.proxy_id()
+        );
         dp
     }
 }
@@ -172,7 +199,10 @@ fn healthy(dp: &dataplane::Dataplane, upstream: &str) -> u64 {
 }
 
 fn opened(dp: &dataplane::Dataplane) -> u64 {
-    metric(&dp.metrics_text(), "consul_dataplane_connections_opened_total{listener=\"public\"}")
+    metric(
+        &dp.metrics_text(),
+        "consul_dataplane_connections_opened_total{listener=\"public\"}",
+    )
 }
 
 async fn echo_once(addr: SocketAddr, data: &[u8]) -> bool {
@@ -262,9 +292,15 @@ async fn intention_changes_apply_to_new_connections_without_restart() {
         .upsert_intention("api", deny, &WriteOptions::default())
         .await
         .unwrap();
-    eventually("new connections are denied", || async move { !echo_once(up, b"x").await }).await;
+    eventually("new connections are denied", || async move {
+        !echo_once(up, b"x").await
+    })
+    .await;
     assert!(
-        metric(&api_dp.metrics_text(), "consul_dataplane_intention_denials_total{source=\"web\"}") >= 1
+        metric(
+            &api_dp.metrics_text(),
+            "consul_dataplane_intention_denials_total{source=\"web\"}"
+        ) >= 1
     );
     // Existing connections are not cut by a change to deny (L4 intentions gate new connections).
     assert!(ping(&mut before, b"still flowing").await);
@@ -294,11 +330,20 @@ async fn ca_rotation_mid_traffic_loses_no_connection() {
     let mut long = TcpStream::connect(up).await.unwrap();
     assert!(ping(&mut long, b"before rotation").await);
     let updates = |dp: &dataplane::Dataplane| {
-        metric(&dp.metrics_text(), "consul_dataplane_certificate_updates_total")
+        metric(
+            &dp.metrics_text(),
+            "consul_dataplane_certificate_updates_total",
+        )
     };
     let (web_before, api_before) = (updates(&web_dp), updates(&api_dp));
 
-    let current = m.client.connect().ca_config(&Default::default()).await.unwrap().value;
+    let current = m
+        .client
+        .connect()
+        .ca_config(&Default::default())
+        .await
+        .unwrap()
+        .value;
     let rotate = CaConfig {
         provider: "consul".into(),
         config: current.config.clone(),
@@ -318,7 +363,10 @@ async fn ca_rotation_mid_traffic_loses_no_connection() {
     }
     // Traffic keeps flowing on the old connection while the new leafs arrive.
     for i in 0..20u8 {
-        assert!(ping(&mut long, &[b'r', i]).await, "long connection broke at {i}");
+        assert!(
+            ping(&mut long, &[b'r', i]).await,
+            "long connection broke at {i}"
+        );
         assert!(echo_once(up, &[b'n', i]).await, "new connection {i} failed");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
@@ -371,7 +419,11 @@ async fn a_critical_instance_stops_getting_new_connections() {
     for i in 0..6u8 {
         assert!(echo_once(up, &[i]).await);
     }
-    assert_eq!(opened(&api2_dp), 1, "the critical instance got new connections");
+    assert_eq!(
+        opened(&api2_dp),
+        1,
+        "the critical instance got new connections"
+    );
     assert_eq!(opened(&api_dp), 7);
     for s in &mut held {
         assert!(ping(s, b"existing connections continue").await);

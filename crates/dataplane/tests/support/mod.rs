@@ -274,6 +274,38 @@ pub async fn mtls_round_trip(
     Ok(out)
 }
 
+/// Opens an mTLS connection, exchanges one byte, then holds it open (no half-close) and reads
+/// until the server ends it. Returns whether the exchange worked.
+pub async fn mtls_hold(addr: std::net::SocketAddr, cert_pem: &str, key_pem: &str) -> bool {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let Ok(tcp) = TcpStream::connect(addr).await else {
+        return false;
+    };
+    let name = ServerName::try_from("api.default.dc1.internal.example.consul").unwrap();
+    let Ok(mut tls) = connector.connect(name, tcp).await else {
+        return false;
+    };
+    let mut one = [0u8; 1];
+    if tls.write_all(b"h").await.is_err() || tls.read_exact(&mut one).await.is_err() {
+        return false;
+    }
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(patience(), tls.read_to_end(&mut rest)).await;
+    true
+}
+
 /// The value of one sample in a Prometheus text exposition (0 when absent).
 pub fn metric(text: &str, sample: &str) -> u64 {
     text.lines()
