@@ -68,6 +68,9 @@ pub struct QueryOptions {
     pub near: Option<String>,
     /// Ask the agent to answer from its cache (`?cached`).
     pub cached: bool,
+    /// Merge proxy-defaults and service-defaults into proxy registrations (`?merge-central-config`),
+    /// on the catalog node-services and health service endpoints.
+    pub merge_central_config: bool,
     /// Token for this call instead of the client's.
     pub token: Option<Secret>,
 }
@@ -403,6 +406,9 @@ impl Client {
             }
             if q.cached && q.consistency != Consistency::Consistent {
                 set_param(&mut params, "cached", String::new());
+            }
+            if q.merge_central_config {
+                set_param(&mut params, "merge-central-config", String::new());
             }
             if let Some(t) = &q.token {
                 token = Some(t);

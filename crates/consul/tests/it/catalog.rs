@@ -469,6 +469,7 @@ async fn node_services_escapes_the_cluster_arn_and_lists_every_namespace() {
     let options = QueryOptions {
         namespace: Some("*".into()),
         partition: Some("p1".into()),
+        merge_central_config: true,
         ..Default::default()
     };
     let response = consul
@@ -484,6 +485,7 @@ async fn node_services_escapes_the_cluster_arn_and_lists_every_namespace() {
     );
     assert_eq!(request.param("ns"), Some("*"));
     assert_eq!(request.param("partition"), Some("p1"));
+    assert_eq!(request.param("merge-central-config"), Some(""));
     assert_eq!(response.meta.last_index, 42);
     let list = response.value.unwrap();
     assert_eq!(list.node.unwrap().meta["synthetic-node"], "true");
