@@ -38,6 +38,8 @@ pub mod registration;
 pub mod retry;
 pub mod service_defaults;
 pub mod task;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod transparent_proxy;
 
 use std::path::Path;

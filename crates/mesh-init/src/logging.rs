@@ -1,6 +1,8 @@
 //! Log output: `tracing` events on standard error, at the config's `logLevel`, as text or (with
 //! `CONSUL_ECS_LOG_FORMAT=json`) one JSON object per line. Tokens are never logged.
 
+use std::io::IsTerminal as _;
+
 use consul_ecs_config::LogLevel;
 use tracing_subscriber::EnvFilter;
 
@@ -23,6 +25,7 @@ pub fn init(level: LogLevel, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
