@@ -20,6 +20,7 @@ pub(super) const KIND: Kind = Kind {
     name: "exported-services",
     fields: &[Field::new("Services", Shape::List(&SERVICE))],
     validate,
+    normalize: None,
 };
 
 fn validate(body: &Map<String, Value>) -> Result<(), String> {

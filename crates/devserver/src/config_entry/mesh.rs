@@ -39,6 +39,7 @@ pub(super) const KIND: Kind = Kind {
         ),
     ],
     validate,
+    normalize: None,
 };
 
 fn validate(body: &Map<String, Value>) -> Result<(), String> {

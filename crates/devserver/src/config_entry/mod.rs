@@ -3,8 +3,8 @@
 //! A body is checked against its kind's [`Field`] table: keys match field names without regard to case or
 //! in snake_case (as Consul's decoder allows), come out in Consul's spelling, and a key the kind does not
 //! have or a value of the wrong type is refused with a message naming the field. Then the kind's own
-//! `validate` runs (name rules, allowed values). Adding a kind means adding a module with a [`Kind`] and
-//! listing it in [`KINDS`]; extending a kind (e.g. computing intention precedence) happens in its module.
+//! `validate` runs (name rules, allowed values), then its `normalize`, if it has one (intention precedence
+//! and source order). Adding a kind means adding a module with a [`Kind`] and listing it in [`KINDS`].
 
 mod exported_services;
 mod mesh;
@@ -28,6 +28,8 @@ pub(crate) struct Kind {
     pub(crate) fields: &'static [Field],
     /// Checks the canonical body (after the shape check); the error text is returned as a 400.
     pub(crate) validate: fn(&Map<String, Value>) -> Result<(), String>,
+    /// Puts a valid body in canonical form (computed fields, order), if the kind has one.
+    pub(crate) normalize: Option<fn(&mut Map<String, Value>)>,
 }
 
 /// Every kind this server stores.
@@ -103,6 +105,9 @@ pub(crate) fn decode(
         }
     }
     (kind.validate)(&ordered)?;
+    if let Some(normalize) = kind.normalize {
+        normalize(&mut ordered);
+    }
     Ok((kind.name.to_owned(), name, ordered))
 }
 

@@ -81,6 +81,7 @@ pub(super) const KIND: Kind = Kind {
         Field::new("EnvoyExtensions", Shape::List(&Shape::Any)),
     ],
     validate,
+    normalize: None,
 };
 
 fn validate(body: &Map<String, Value>) -> Result<(), String> {

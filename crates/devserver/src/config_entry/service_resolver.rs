@@ -34,6 +34,7 @@ pub(super) const KIND: Kind = Kind {
         Field::new("PrioritizeByLocality", Shape::Any),
     ],
     validate,
+    normalize: None,
 };
 
 fn validate(body: &Map<String, Value>) -> Result<(), String> {

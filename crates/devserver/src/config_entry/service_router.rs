@@ -13,6 +13,7 @@ pub(super) const KIND: Kind = Kind {
     name: "service-router",
     fields: &[Field::new("Routes", Shape::List(&ROUTE))],
     validate,
+    normalize: None,
 };
 
 fn validate(_body: &Map<String, Value>) -> Result<(), String> {

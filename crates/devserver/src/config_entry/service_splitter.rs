@@ -18,6 +18,7 @@ pub(super) const KIND: Kind = Kind {
     name: "service-splitter",
     fields: &[Field::new("Splits", Shape::List(&SPLIT))],
     validate,
+    normalize: None,
 };
 
 fn validate(body: &Map<String, Value>) -> Result<(), String> {
