@@ -1,9 +1,11 @@
 //! A single-node Consul-compatible server for local use and tests.
 //!
-//! It speaks Consul's HTTP API (catalog, health, KV, config entries, status, a few agent endpoints) with
-//! Consul's JSON shapes, headers and blocking queries, keeps its state in memory or durably in a data
-//! directory, and serves plain HTTP and, optionally, HTTPS with client-certificate verification. It is what
-//! `consul agent -dev` is for Consul: `consul-ecs dev-server` runs it, and tests start it in-process:
+//! It speaks Consul's HTTP API (catalog, health, KV, config entries, status, a few agent endpoints, and
+//! Connect: CA roots and configuration, leaf certificates, CSR signing, authorize, intentions, discovery
+//! chains) with Consul's JSON shapes, headers and blocking queries, keeps its state in memory or durably in
+//! a data directory, and serves plain HTTP and, optionally, HTTPS with client-certificate verification. It
+//! is what `consul agent -dev` is for Consul: `consul-ecs dev-server` runs it, and tests start it
+//! in-process:
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), devserver::Error> {
@@ -17,10 +19,14 @@
 //! ```
 //!
 //! Layout: `api` holds the router, one module per API area; `state` the tables, the write path, change
-//! notification and the on-disk log; `config_entry` one module per config entry kind; `filter` the
-//! `?filter=` language; `server` the listeners and TLS.
+//! notification and the on-disk log (the Connect CA and the cached leafs live there too, in
+//! `state::ca`); `config_entry` one module per config entry kind; `central_config` the merge behind
+//! `?merge-central-config`; `clock` the time the CA follows; `filter` the `?filter=` language; `server`
+//! the listeners, TLS and the periodic CA root pruning.
 
 mod api;
+mod central_config;
+mod clock;
 mod config_entry;
 mod decode;
 mod duration;
@@ -32,6 +38,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use api::{AppState, app};
+pub use clock::Clock;
 pub use server::DevServer;
 
 /// The Consul version this server reports (the API level it follows).
@@ -61,6 +68,8 @@ pub struct Config {
     pub node_name: String,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// The clock the Connect CA follows for leaf renewal and root pruning (the system clock by default).
+    pub clock: Clock,
 }
 
 impl Default for Config {
@@ -72,6 +81,7 @@ impl Default for Config {
             datacenter: DEFAULT_DATACENTER.to_owned(),
             node_name: default_node_name(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            clock: Clock::system(),
         }
     }
 }

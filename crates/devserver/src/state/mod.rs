@@ -13,8 +13,10 @@
 //! read, and wait on a `tokio::sync::watch` channel per topic; a write notifies only the topics it touched.
 //! An idle blocking query costs one channel receiver and no CPU.
 
+pub(crate) mod ca;
 pub(crate) mod catalog;
 pub(crate) mod config_entries;
+pub(crate) mod intentions;
 pub(crate) mod kv;
 mod persist;
 pub(crate) mod types;
