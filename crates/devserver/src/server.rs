@@ -80,6 +80,7 @@ impl DevServer {
                 tasks.clone(),
             ));
         }
+        tasks.spawn(prune_loop(state.clone(), state.shutdown_token()));
         tracing::debug!(%http_addr, ?https_addr, "listening");
         Ok(DevServer {
             http_addr,
@@ -112,6 +113,23 @@ impl DevServer {
             }
             Err(e) => tracing::warn!(error = %e, "snapshot task failed at shutdown"),
             Ok(Ok(())) => {}
+        }
+    }
+}
+
+/// How often rotated-out CA roots are checked for removal (also whenever the server's clock is moved).
+const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+async fn prune_loop(state: AppState, shutdown: CancellationToken) {
+    let mut moved = state.clock().subscribe();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(PRUNE_INTERVAL) => {}
+            Ok(()) = moved.changed() => {}
+            () = shutdown.cancelled() => return,
+        }
+        if let Err(e) = state.prune_ca_roots().await {
+            tracing::warn!(error = ?e, "could not prune expired CA roots");
         }
     }
 }

@@ -1,12 +1,37 @@
 //! The request's authority. Every handler takes an [`Authorizer`] and asks it before reading or writing;
 //! today it allows everything (`X-Consul-Default-ACL-Policy: allow`). ACL enforcement replaces the body of
 //! [`Authorizer::require`] and [`Authorizer::can_read`] without touching the handlers.
+//!
+//! The ACL default also decides connections no intention covers (see [`intention_defaults`]); both it and
+//! the `X-Consul-Default-ACL-Policy` header come from [`ACL_DEFAULT`], so they cannot disagree.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use connect::intention::{AclDefault, DefaultPolicy};
 
 use super::AppState;
 use super::error::ApiError;
+
+/// The ACL system's default. ACLs are not enforced yet, which Consul treats as "allow everything";
+/// when they land, this becomes the configured `acl.default_policy`.
+pub(crate) const ACL_DEFAULT: AclDefault = AclDefault::Disabled;
+
+/// The decision for a connection no intention matches (Consul's order: `default_intention_policy` if
+/// set, which this server has no setting for, else the ACL default).
+pub(crate) fn intention_defaults() -> DefaultPolicy {
+    DefaultPolicy {
+        default_intention_policy: None,
+        acl: ACL_DEFAULT,
+    }
+}
+
+/// The value of the `X-Consul-Default-ACL-Policy` header.
+pub(crate) fn default_policy_header() -> &'static str {
+    match ACL_DEFAULT {
+        AclDefault::Disabled | AclDefault::Allow => "allow",
+        AclDefault::Deny => "deny",
+    }
+}
 
 /// What a request wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

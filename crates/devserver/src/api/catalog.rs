@@ -14,6 +14,7 @@ use super::acl::{Access, Authorizer, Resource};
 use super::error::ApiError;
 use super::query::{QueryOpts, blocking, json_reply, query_reply};
 use super::render::{self, to_json};
+use crate::central_config;
 use crate::state::catalog::{self, DeregisterRequest, RegisterRequest};
 use crate::state::{Tables, Topic};
 
@@ -154,9 +155,17 @@ async fn node_services(
     q: QueryOpts,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
+    let merge = q.params.flag("merge-central-config")?;
     let topic = Topic::Node(name.to_lowercase());
-    let (index, out) = blocking(&state, &q, vec![topic.clone()], |t| {
-        let idx = t.topic_index(&topic);
+    let mut topics = vec![topic.clone()];
+    if merge {
+        topics.extend(central_config::topics());
+    }
+    let (index, out) = blocking(&state, &q, topics, |t| {
+        let mut idx = t.topic_index(&topic);
+        if merge {
+            idx = idx.max(central_config::index(t));
+        }
         let node_lc = name.to_lowercase();
         let Some(node) = t
             .nodes
@@ -167,7 +176,13 @@ async fn node_services(
         };
         let services: Vec<Value> = catalog::node_services(t, &node_lc)
             .filter(|s| authz.can_read(Resource::Service, &s.service))
-            .map(to_json)
+            .map(|s| {
+                if merge {
+                    to_json(&central_config::merge(t, s))
+                } else {
+                    to_json(s)
+                }
+            })
             .collect();
         Ok((
             idx,

@@ -4,6 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::state::WriteError;
+use crate::state::ca::CaFailure;
 use crate::state::catalog::Rejected;
 
 /// An error reply.
@@ -25,6 +26,11 @@ impl ApiError {
     /// 400.
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 403.
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
     }
 
     /// 404.
@@ -64,6 +70,16 @@ impl From<Rejected> for ApiError {
         match r {
             Rejected::BadRequest(m) => ApiError::bad_request(m),
             Rejected::Failed(m) => ApiError::internal(m),
+        }
+    }
+}
+
+impl From<CaFailure> for ApiError {
+    fn from(f: CaFailure) -> Self {
+        match f {
+            CaFailure::Invalid(m) => ApiError::bad_request(m),
+            CaFailure::Denied(m) => ApiError::forbidden(m),
+            CaFailure::Internal(m) => ApiError::internal(m),
         }
     }
 }

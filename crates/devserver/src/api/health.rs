@@ -1,7 +1,9 @@
 //! `/v1/health/*`: checks by node, service and state, and service instances with their health.
 //!
 //! An instance's health is decided by its own checks and its node's checks: with `?passing`, an instance
-//! is listed only if all of them pass (a failing node check hides every service on the node).
+//! is listed only if all of them pass (a failing node check hides every service on the node). With
+//! `?merge-central-config`, proxies and gateways come back with their central configuration merged in
+//! (see [`crate::central_config`]).
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -14,6 +16,7 @@ use super::acl::{Authorizer, Resource};
 use super::error::ApiError;
 use super::query::{QueryOpts, blocking, query_reply};
 use super::render;
+use crate::central_config;
 use crate::state::catalog;
 use crate::state::{Tables, Topic};
 
@@ -79,6 +82,7 @@ fn entries(
     name: &str,
 ) -> Result<Vec<Value>, ApiError> {
     let passing = q.params.flag("passing")?;
+    let merge = q.params.flag("merge-central-config")?;
     let tags: Vec<&str> = q.params.all("tag").collect();
     let instances = if connect {
         catalog::connect_instances(t, name)
@@ -95,7 +99,13 @@ fn entries(
                 .all(|tag| s.tags.iter().any(|x| x.eq_ignore_ascii_case(tag)))
         })
         .filter(|(n, s)| !passing || render::all_passing(t, n, s))
-        .map(|(n, s)| render::health_entry(t, n, s))
+        .map(|(n, s)| {
+            if merge {
+                render::health_entry(t, n, &central_config::merge(t, s))
+            } else {
+                render::health_entry(t, n, s)
+            }
+        })
         .collect();
     Ok(q.apply_filter(items))
 }
@@ -107,9 +117,18 @@ async fn service(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     q.params.flag("passing")?;
+    let merge = q.params.flag("merge-central-config")?;
     let topic = Topic::Service(name.to_lowercase());
-    let (index, out) = blocking(&state, &q, vec![topic.clone()], |t| {
-        Ok((t.topic_index(&topic), entries(t, &q, &authz, false, &name)?))
+    let mut topics = vec![topic.clone()];
+    if merge {
+        topics.extend(central_config::topics());
+    }
+    let (index, out) = blocking(&state, &q, topics, |t| {
+        let mut idx = t.topic_index(&topic);
+        if merge {
+            idx = idx.max(central_config::index(t));
+        }
+        Ok((idx, entries(t, &q, &authz, false, &name)?))
     })
     .await?;
     query_reply(&q, index, &out)
@@ -122,9 +141,18 @@ async fn connect(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     q.params.flag("passing")?;
+    let merge = q.params.flag("merge-central-config")?;
     let topic = Topic::Connect(name.to_lowercase());
-    let (index, out) = blocking(&state, &q, vec![topic.clone()], |t| {
-        Ok((t.topic_index(&topic), entries(t, &q, &authz, true, &name)?))
+    let mut topics = vec![topic.clone()];
+    if merge {
+        topics.extend(central_config::topics());
+    }
+    let (index, out) = blocking(&state, &q, topics, |t| {
+        let mut idx = t.topic_index(&topic);
+        if merge {
+            idx = idx.max(central_config::index(t));
+        }
+        Ok((idx, entries(t, &q, &authz, true, &name)?))
     })
     .await?;
     query_reply(&q, index, &out)

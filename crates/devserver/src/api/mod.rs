@@ -9,8 +9,11 @@ pub(crate) mod acl;
 mod agent;
 mod catalog;
 mod config;
+mod connect;
+mod discovery_chain;
 pub(crate) mod error;
 mod health;
+mod intentions;
 mod kv;
 pub(crate) mod query;
 mod render;
@@ -31,7 +34,7 @@ use self::error::ApiError;
 use crate::state::catalog::RegisterRequest;
 use crate::state::types::{HealthCheck, NodeService};
 use crate::state::{Plan, Store, Tables};
-use crate::{CONSUL_VERSION, Config, Error};
+use crate::{CONSUL_VERSION, Clock, Config, Error};
 
 /// Everything handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -48,6 +51,7 @@ struct Shared {
     http_port: u16,
     https_port: Option<u16>,
     max_body_bytes: usize,
+    clock: Clock,
     shutdown: CancellationToken,
 }
 
@@ -94,11 +98,30 @@ impl AppState {
                 http_port: http.port(),
                 https_port: https.map(|a| a.port()),
                 max_body_bytes: config.max_body_bytes,
+                clock: config.clock.clone(),
                 shutdown: CancellationToken::new(),
             }),
         };
+        state.bootstrap_ca()?;
         state.register_self()?;
         Ok(state)
+    }
+
+    /// Creates the Connect CA on first start (cluster ID, trust domain, root), or checks the stored one.
+    fn bootstrap_ca(&self) -> Result<(), Error> {
+        let dc = self.inner.datacenter.clone();
+        self.inner
+            .store
+            .write(|t, idx, plan| crate::state::ca::plan_bootstrap(t, idx, plan, &dc))
+            .map_err(|e| match e {
+                crate::state::WriteError::Rejected(f) => {
+                    Error::Storage(format!("cannot set up the Connect CA: {f:?}"))
+                }
+                crate::state::WriteError::Storage(m) => {
+                    Error::Storage(format!("cannot store the Connect CA: {m}"))
+                }
+            })?;
+        Ok(())
     }
 
     fn register_self(&self) -> Result<(), Error> {
@@ -178,6 +201,19 @@ impl AppState {
         self.inner.https_port
     }
 
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// Drops CA roots whose leafs have all expired (by the server's clock). Cheap when there is nothing
+    /// to drop: the write is empty and not logged.
+    pub(crate) async fn prune_ca_roots(&self) -> Result<(), ApiError> {
+        let now = self.inner.clock.now();
+        self.write(move |t, _idx, plan| crate::state::ca::plan_prune(t, plan, now))
+            .await?;
+        Ok(())
+    }
+
     pub(crate) fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
     }
@@ -220,6 +256,9 @@ pub fn app(state: AppState) -> Router {
         .merge(kv::routes())
         .merge(config::routes())
         .merge(agent::routes())
+        .merge(connect::routes())
+        .merge(intentions::routes())
+        .merge(discovery_chain::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -243,7 +282,7 @@ async fn common_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     resp.headers_mut().insert(
         "x-consul-default-acl-policy",
-        HeaderValue::from_static("allow"),
+        HeaderValue::from_static(acl::default_policy_header()),
     );
     resp
 }

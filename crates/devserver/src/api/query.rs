@@ -234,13 +234,7 @@ pub(crate) async fn blocking<T>(
     if q.index == 0 {
         return store.read(&read);
     }
-    let jitter_max = q.wait.as_millis() as u64 / 16;
-    let jitter = if jitter_max > 0 {
-        rand::rng().random_range(0..=jitter_max)
-    } else {
-        0
-    };
-    let deadline = tokio::time::Instant::now() + q.wait + Duration::from_millis(jitter);
+    let deadline = deadline(q);
     let mut sub = store.subscribe(&topics);
     let shutdown = state.shutdown_token();
     loop {
@@ -254,6 +248,52 @@ pub(crate) async fn blocking<T>(
             () = shutdown.cancelled() => return Ok((index, out)),
         }
     }
+}
+
+/// Like [`blocking`], but a write to the topics wakes the query only if it changes the result: a write
+/// that leaves the result as it was (say, to an intention of another service) keeps it waiting, as
+/// Consul's hash-based suppression of spurious wake-ups does. The index returned on time-out is the
+/// latest one.
+pub(crate) async fn blocking_on_change<T: PartialEq>(
+    state: &AppState,
+    q: &QueryOpts,
+    topics: Vec<Topic>,
+    read: impl Fn(&Tables) -> Result<(u64, T), ApiError>,
+) -> Result<(u64, T), ApiError> {
+    let store = state.store();
+    if q.index == 0 {
+        return store.read(&read);
+    }
+    let deadline = deadline(q);
+    let mut sub = store.subscribe(&topics);
+    let shutdown = state.shutdown_token();
+    let (mut index, mut out) = store.read(&read)?;
+    if index != q.index {
+        return Ok((index, out));
+    }
+    loop {
+        tokio::select! {
+            () = sub.changed() => {}
+            () = tokio::time::sleep_until(deadline) => return Ok((index, out)),
+            () = shutdown.cancelled() => return Ok((index, out)),
+        }
+        let (new_index, new_out) = store.read(&read)?;
+        if new_out != out {
+            return Ok((new_index, new_out));
+        }
+        (index, out) = (new_index, new_out);
+    }
+}
+
+/// When a blocking query gives up: `?wait` plus up to wait/16 of random jitter, from now.
+pub(crate) fn deadline(q: &QueryOpts) -> tokio::time::Instant {
+    let jitter_max = q.wait.as_millis() as u64 / 16;
+    let jitter = if jitter_max > 0 {
+        rand::rng().random_range(0..=jitter_max)
+    } else {
+        0
+    };
+    tokio::time::Instant::now() + q.wait + Duration::from_millis(jitter)
 }
 
 /// The headers Consul puts on query replies.
@@ -315,8 +355,67 @@ pub(crate) fn query_not_found(q: &QueryOpts, index: u64) -> Response {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::state::{Mutation, Rejected};
+
+    async fn put(state: &AppState, topic: &Topic, value: i64) -> u64 {
+        let topic = topic.clone();
+        let (index, ()) = state
+            .write(move |_, _, plan| {
+                plan.push(Mutation::PutExt {
+                    table: "test".into(),
+                    key: "k".into(),
+                    value: value.into(),
+                });
+                plan.touch(topic);
+                Ok::<_, Rejected>(())
+            })
+            .await
+            .unwrap();
+        index
+    }
+
+    /// Polls `fut` once; true if it completed.
+    async fn poll_once<F: std::future::Future + Unpin>(fut: &mut F) -> bool {
+        tokio::select! {
+            biased;
+            _ = fut => true,
+            () = std::future::ready(()) => false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_that_leaves_the_answer_alone_does_not_wake_the_query() {
+        let config = crate::Config {
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            ..crate::Config::default()
+        };
+        let state = AppState::new(&config).unwrap();
+        let topic = Topic::Ext("test".into());
+        let index = put(&state, &topic, 1).await;
+        let q = QueryOpts {
+            params: Params::default(),
+            index,
+            wait: Duration::from_secs(3600),
+            filter: None,
+            consistency: "leader",
+            pretty: false,
+        };
+        let read = |t: &Tables| Ok((t.topic_index(&topic), t.ext["test"]["k"].clone()));
+        let mut fut = std::pin::pin!(blocking_on_change(&state, &q, vec![topic.clone()], read));
+        assert!(!poll_once(&mut fut).await, "nothing changed yet");
+        let same = put(&state, &topic, 1).await;
+        assert!(same > index, "the write moved the topic's index");
+        assert!(
+            !poll_once(&mut fut).await,
+            "the answer is the same: keep waiting"
+        );
+        let changed = put(&state, &topic, 2).await;
+        let (got_index, got) = fut.await.unwrap();
+        assert_eq!((got_index, got), (changed, Value::from(2)));
+    }
 
     #[test]
     fn decodes_query_strings() {

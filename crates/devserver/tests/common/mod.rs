@@ -294,3 +294,25 @@ pub fn ecs_mesh_gateway_registration() -> Value {
         }]
     })
 }
+
+pub async fn post_json(addr: SocketAddr, path: &str, body: &Value) -> Resp {
+    request(addr, "POST", path, Some(serde_json::to_vec(body).unwrap())).await
+}
+
+/// The DER of every certificate in a PEM text, in order.
+pub fn pem_certs(pem: &str) -> Vec<Vec<u8>> {
+    x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .map(|p| {
+            let p = p.unwrap();
+            assert_eq!(p.label, "CERTIFICATE");
+            p.contents
+        })
+        .collect()
+}
+
+/// The trust domain the server's CA uses.
+pub async fn trust_domain(addr: SocketAddr) -> String {
+    let r = get(addr, "/v1/connect/ca/roots").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["TrustDomain"].as_str().unwrap().to_owned()
+}
