@@ -24,6 +24,8 @@ mod error;
 pub mod shutdown;
 pub mod sync;
 
+use std::time::Duration;
+
 use consul_ecs_config::Config;
 use consul_ecs_mesh_init::connection::Connection;
 use consul_ecs_mesh_init::login::Credentials;
@@ -98,12 +100,16 @@ async fn start<'a>(config: &'a Config, env: &'a Environment) -> Result<Option<Sy
             false
         }
     };
+    // Unlike mesh-init, health-sync keeps trying until Consul answers or SIGTERM arrives: giving up
+    // would leave the task's checks critical for good.
+    let mut patient = env.clone();
+    patient.retry_budget = Duration::MAX;
     let metadata = task::metadata_client(env)?;
     let prepared = async {
-        let task_meta = task::read_task(env, &metadata).await?;
+        let task_meta = task::read_task(&patient, &metadata).await?;
         let identity = TaskIdentity::new(config, &task_meta)?;
-        let credentials = Credentials::resolve(config, env, &task_meta, &identity).await?;
-        let connection = Connection::open(config, env, &credentials).await?;
+        let credentials = Credentials::resolve(config, &patient, &task_meta, &identity).await?;
+        let connection = Connection::open(config, &patient, &credentials).await?;
         Ok::<_, InitError>((identity, connection))
     }
     .await;
@@ -113,7 +119,7 @@ async fn start<'a>(config: &'a Config, env: &'a Environment) -> Result<Option<Sy
         Err(err) => return Err(err.into()),
     };
     let mut syncer = Syncer::new(config, env, identity, metadata, connection);
-    let fetched = retry::retry(env, "reading the checks", || async {
+    let fetched = retry::retry(&patient, "reading the checks", || async {
         match syncer.fetch().await {
             Ok(found) => Ok(Ok(found)),
             Err(LoadError::Consul(err)) => Err(err),

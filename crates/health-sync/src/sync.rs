@@ -175,14 +175,18 @@ impl<'a> Syncer<'a> {
                 None
             }
         };
-        if self.phase == Phase::Draining && task.as_ref().is_some_and(dataplane_stopped) {
+        let stopped = self.phase == Phase::Draining && task.as_ref().is_some_and(dataplane_stopped);
+        if task.is_some() || self.phase.forces_critical() {
+            self.sync(task.as_ref()).await;
+        }
+        if stopped {
             tracing::info!("the dataplane container has stopped");
             self.phase = self.phase.on_dataplane_stopped();
-            return;
         }
-        if task.is_none() && !self.phase.forces_critical() {
-            return;
-        }
+    }
+
+    /// Brings Consul's checks in line with the containers (or with "all critical" while stopping).
+    async fn sync(&mut self, task: Option<&TaskMetadata>) {
         let now = Instant::now();
         if self.outage.retry_at.is_some_and(|at| now < at) {
             return;
@@ -196,7 +200,7 @@ impl<'a> Syncer<'a> {
         }
         let verify = !self.phase.forces_critical() && now >= self.next_verify;
         if self.outage.reload || verify {
-            if let Err(err) = self.reload(task.as_ref()).await {
+            if let Err(err) = self.reload(task).await {
                 self.failed(&err, "reading the checks from Consul");
                 return;
             }
@@ -204,7 +208,7 @@ impl<'a> Syncer<'a> {
             self.next_verify = Instant::now() + self.env.verify_interval;
         }
 
-        let desired = checks::desired(&self.tracked, task.as_ref(), self.phase.forces_critical());
+        let desired = checks::desired(&self.tracked, task, self.phase.forces_critical());
         let plan = if self.force_all {
             self.state.plan_all(&desired)
         } else {

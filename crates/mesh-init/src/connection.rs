@@ -122,6 +122,7 @@ pub fn client_config(
     client.namespace = non_empty(config.namespace());
     client.partition = non_empty(config.partition());
     client.token = token;
+    client.request_timeout = env.request_timeout;
     client
         .fill_from_lookup(|name| env.var(name).map(str::to_owned))
         .map_err(|e| Error::consul("configuring the Consul client", e))?;

@@ -37,6 +37,9 @@ pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest wait between attempts.
 pub const DEFAULT_RETRY_MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long one Consul request may take. Shorter than the Consul client's default (60 s) so that a
+/// server that stops answering is noticed and another one tried.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often health-sync reads the task metadata, as upstream (about 40 requests per second are allowed).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How often health-sync checks that Consul still holds the checks it wrote (a read, never a write
@@ -69,6 +72,8 @@ pub struct Environment {
     pub retry_initial_backoff: Duration,
     /// Longest wait between attempts ([`DEFAULT_RETRY_MAX_BACKOFF`]).
     pub retry_max_backoff: Duration,
+    /// How long one Consul request may take ([`DEFAULT_REQUEST_TIMEOUT`]).
+    pub request_timeout: Duration,
     /// health-sync's task metadata poll interval ([`DEFAULT_POLL_INTERVAL`]).
     pub poll_interval: Duration,
     /// How often health-sync verifies Consul's copy of its checks ([`DEFAULT_VERIFY_INTERVAL`]).
@@ -116,6 +121,7 @@ impl Environment {
             retry_budget: DEFAULT_RETRY_BUDGET,
             retry_initial_backoff: DEFAULT_RETRY_INITIAL_BACKOFF,
             retry_max_backoff: DEFAULT_RETRY_MAX_BACKOFF,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             poll_interval: DEFAULT_POLL_INTERVAL,
             verify_interval: DEFAULT_VERIFY_INTERVAL,
             shutdown: CancellationToken::new(),

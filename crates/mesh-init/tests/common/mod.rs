@@ -39,12 +39,18 @@ pub fn task(family: &str) -> TaskMetadata {
 
 /// Everything one test task needs.
 pub struct Harness {
-    /// The Consul-compatible server.
-    pub consul: devserver::DevServer,
+    /// The Consul-compatible server (`None` while it is stopped).
+    pub consul: Option<devserver::DevServer>,
+    /// Its HTTP address (kept across restarts).
+    pub consul_http: SocketAddr,
+    /// Its data directory, when its state survives restarts.
+    pub consul_data: Option<PathBuf>,
     /// The recording proxy the task talks to.
     pub proxy: ConsulProxy,
     /// The task metadata endpoint.
     pub metadata: MetadataServer,
+    /// A recording proxy in front of the metadata endpoint (the task reads through it).
+    pub metadata_proxy: ConsulProxy,
     /// Holds the bootstrap directory and other files.
     pub dir: tempfile::TempDir,
 }
@@ -52,16 +58,24 @@ pub struct Harness {
 impl Harness {
     /// Starts a dev server, a proxy in front of it and a metadata endpoint serving `task`.
     pub async fn start(task: TaskMetadata) -> Harness {
+        Harness::start_with(task, None).await
+    }
+
+    /// Like [`Harness::start`]; with `consul_data` the dev server keeps its state on disk there.
+    pub async fn start_with(task: TaskMetadata, consul_data: Option<PathBuf>) -> Harness {
         let consul = devserver::DevServer::start(devserver::Config {
             http_addr: "127.0.0.1:0".parse().unwrap(),
+            data_dir: consul_data.clone(),
             ..devserver::Config::default()
         })
         .await
         .unwrap();
-        let proxy = ConsulProxy::start(consul.http_addr()).await.unwrap();
+        let consul_http = consul.http_addr();
+        let proxy = ConsulProxy::start(consul_http).await.unwrap();
         let metadata = MetadataServer::start("127.0.0.1:0".parse().unwrap(), task)
             .await
             .unwrap();
+        let metadata_proxy = ConsulProxy::start(metadata.addr()).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("consul")).unwrap();
         std::fs::write(
@@ -70,11 +84,33 @@ impl Harness {
         )
         .unwrap();
         Harness {
-            consul,
+            consul: Some(consul),
+            consul_http,
+            consul_data,
             proxy,
             metadata,
+            metadata_proxy,
             dir,
         }
+    }
+
+    /// How many times the task has read its metadata document.
+    pub fn metadata_reads(&self) -> usize {
+        self.metadata_proxy
+            .seen()
+            .iter()
+            .filter(|s| s.path == "/task")
+            .count()
+    }
+
+    /// Waits until the task has read its metadata `n` more times than it had when called, i.e. the
+    /// health-sync loop has run that many more steps.
+    pub async fn wait_for_steps(&self, n: usize) {
+        let target = self.metadata_reads() + n;
+        wait_until("metadata reads", || async {
+            self.metadata_reads() >= target
+        })
+        .await;
     }
 
     /// The bootstrap directory.
@@ -103,7 +139,7 @@ impl Harness {
     pub fn env(&self) -> Environment {
         let mut env = Environment::from_vars([(
             consul_ecs_mesh_init::ENV_METADATA_URI,
-            self.metadata.base_url(),
+            format!("http://{}", self.metadata_proxy.addr()),
         )]);
         env.executable = Some(self.dir.path().join("consul-ecs-src"));
         env.resolv_conf = self.dir.path().join("resolv.conf");
@@ -117,7 +153,7 @@ impl Harness {
 
     /// A client straight to the dev server.
     pub fn client(&self) -> Client {
-        Client::new(ClientConfig::new(self.consul.http_addr().to_string())).unwrap()
+        Client::new(ClientConfig::new(self.consul_http.to_string())).unwrap()
     }
 
     /// The services on the task's node, as JSON without Raft indexes, keyed by ID.
@@ -162,7 +198,26 @@ impl Harness {
 
     /// The dev server's HTTP address.
     pub fn consul_addr(&self) -> SocketAddr {
-        self.consul.http_addr()
+        self.consul_http
+    }
+
+    /// Stops the dev server (its state is lost unless it has a data directory).
+    pub async fn stop_consul(&mut self) {
+        if let Some(consul) = self.consul.take() {
+            consul.shutdown().await;
+        }
+    }
+
+    /// Starts the dev server again on the same address.
+    pub async fn start_consul(&mut self) {
+        let consul = devserver::DevServer::start(devserver::Config {
+            http_addr: self.consul_http,
+            data_dir: self.consul_data.clone(),
+            ..devserver::Config::default()
+        })
+        .await
+        .unwrap();
+        self.consul = Some(consul);
     }
 }
 
@@ -215,4 +270,30 @@ pub fn owner(path: &Path) -> u32 {
 /// The file as JSON.
 pub fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// How long eventual assertions wait; raise `E2E_PATIENCE_SECS` on a slow machine.
+pub fn patience() -> Duration {
+    let secs = std::env::var("E2E_PATIENCE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    Duration::from_secs(secs)
+}
+
+/// Polls `condition` until it holds; panics naming `what` when patience runs out.
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + patience();
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not reached within {:?}",
+            patience()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
