@@ -109,17 +109,16 @@ pub(crate) struct Upsert {
     pub(crate) permissions: Vec<Value>,
 }
 
+/// Validates, normalises and stores an entry body (its `Name` is the destination).
 fn store_entry(
     t: &Tables,
     index: u64,
     plan: &mut Plan,
-    name: &str,
     body: Map<String, Value>,
 ) -> Result<(), Rejected> {
-    let (kind, name_checked, canonical) =
+    let (kind, name, canonical) =
         config_entry::decode(Value::Object(body), Some(KIND)).map_err(Rejected::BadRequest)?;
-    debug_assert_eq!(name_checked, name);
-    config_entries::plan_set(t, index, plan, &kind, &name_checked, canonical, None);
+    config_entries::plan_set(t, index, plan, &kind, &name, canonical, None);
     Ok(())
 }
 
@@ -203,7 +202,7 @@ pub(crate) fn plan_upsert(
             None => list.push(Value::Object(src)),
         }
     }
-    store_entry(t, index, plan, &dest.name, body)
+    store_entry(t, index, plan, body)
 }
 
 /// Removes the source `source` from the entry of `dest`, and the entry once it has no sources left.
@@ -231,5 +230,5 @@ pub(crate) fn plan_delete(
         config_entries::plan_delete(t, plan, KIND, &dest.name, None);
         return Ok(());
     }
-    store_entry(t, index, plan, &dest.name, body)
+    store_entry(t, index, plan, body)
 }
