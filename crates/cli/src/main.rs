@@ -5,6 +5,7 @@
 
 mod args;
 mod config_cmd;
+mod control_plane;
 mod net_dial;
 mod version;
 
@@ -31,9 +32,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Initializes a mesh app: registers the service and its proxy, writes the dataplane config
-    MeshInit(Unimplemented),
+    MeshInit(control_plane::Args),
     /// Syncs ECS container's health status into Consul
-    HealthSync(Unimplemented),
+    HealthSync(control_plane::Args),
+    /// Runs mesh-init, then health-sync, in one process
+    ControlPlane(control_plane::Args),
     /// ECS controller: ACL set-up and clean-up of stopped tasks
     Controller(Unimplemented),
     /// Entrypoint for running Envoy (the dataplane) in ECS
@@ -81,7 +84,10 @@ fn main() -> ExitCode {
             ExitCode::from(consul_ecs_entrypoint::run_envoy_entrypoint(a))
         }
         Command::AppEntrypoint(a) => ExitCode::from(consul_ecs_entrypoint::run_app_entrypoint(a)),
-        Command::MeshInit(_) | Command::HealthSync(_) | Command::Controller(_) => {
+        Command::MeshInit(a) => control_plane::run(control_plane::Part::MeshInit, &a),
+        Command::HealthSync(a) => control_plane::run(control_plane::Part::HealthSync, &a),
+        Command::ControlPlane(a) => control_plane::run(control_plane::Part::ControlPlane, &a),
+        Command::Controller(_) => {
             eprintln!("this subcommand is not available in this build yet");
             ExitCode::FAILURE
         }
