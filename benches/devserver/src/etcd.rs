@@ -15,10 +15,9 @@ use serde_json::{Value, json};
 
 use crate::child::{self, Server};
 use crate::http::{Conn, Lines, Reply, within};
-use crate::load::{self, BoxFut, MakeWrite, Parked, REQUEST_LIMIT};
+use crate::load::{self, BoxFut, MakeWrite, PARK, Parked, REQUEST_LIMIT};
 use crate::payload::{self, Task};
-use crate::stats::Summary;
-use crate::{Figures, Sizes};
+use crate::{Figures, Sizes, Wake};
 
 /// Starts etcd from `binary` (default, durable settings; one member on loopback) and runs every scenario.
 pub(crate) async fn run(binary: &Path, sizes: &Sizes) -> anyhow::Result<Figures> {
@@ -129,7 +128,7 @@ fn event_value(line: &[u8]) -> anyhow::Result<Vec<u8>> {
 
 /// Each round puts a new health state of the task under a watched key and times from sending the put to
 /// the event line arriving on the watch stream, which must carry the value put.
-async fn wake_rounds(addr: SocketAddr, rounds: usize) -> anyhow::Result<Summary> {
+async fn wake_rounds(addr: SocketAddr, rounds: usize) -> anyhow::Result<Wake> {
     let task = Task::new("wake", 0);
     let key = task.etcd_key();
     let mut writer = Conn::connect(addr).await?;
@@ -141,9 +140,11 @@ async fn wake_rounds(addr: SocketAddr, rounds: usize) -> anyhow::Result<Summary>
     )
     .await?;
     let mut latencies = Vec::with_capacity(rounds);
+    let mut acks = Vec::with_capacity(rounds);
     for r in 0..rounds {
         let status = if r % 2 == 0 { "critical" } else { "passing" };
         let value = task.check_update(status).to_string();
+        tokio::time::sleep(PARK).await;
         let sent = Instant::now();
         let put = async {
             let reply = writer
@@ -154,7 +155,8 @@ async fn wake_rounds(addr: SocketAddr, rounds: usize) -> anyhow::Result<Summary>
                 )
                 .await?
                 .ok("put")?;
-            put_ok(&reply)
+            put_ok(&reply)?;
+            Ok::<_, anyhow::Error>(sent.elapsed())
         };
         let event = async {
             let line = lines.next_line().await;
@@ -164,7 +166,7 @@ async fn wake_rounds(addr: SocketAddr, rounds: usize) -> anyhow::Result<Summary>
             Ok(tokio::join!(put, event))
         })
         .await?;
-        put.with_context(|| format!("round {r}"))?;
+        acks.push(put.with_context(|| format!("round {r}"))?);
         let line = line
             .with_context(|| format!("round {r}"))?
             .ok_or_else(|| anyhow!("round {r}: the watch stream ended"))?;
@@ -178,7 +180,7 @@ async fn wake_rounds(addr: SocketAddr, rounds: usize) -> anyhow::Result<Summary>
         latencies.push(woke.saturating_duration_since(sent));
     }
     drop(watcher);
-    Summary::of(latencies).ok_or_else(|| anyhow!("no wake-up rounds were run"))
+    Wake::of(latencies, acks)
 }
 
 /// One idle watcher on its own connection: a watch stream on `key`.

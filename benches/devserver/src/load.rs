@@ -22,6 +22,9 @@ pub(crate) type BoxFut<T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Sen
 
 /// How long any single request may take before the benchmark gives up.
 pub(crate) const REQUEST_LIMIT: Duration = Duration::from_secs(30);
+/// The pause before each wake-up round's write, on both servers: it lets our watcher park its blocking
+/// query, and gives etcd's watcher the same idle gap, as a real watcher has between changes.
+pub(crate) const PARK: Duration = Duration::from_millis(20);
 /// How long a server may take to start answering.
 const START_LIMIT: Duration = Duration::from_secs(30);
 

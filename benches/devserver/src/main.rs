@@ -64,13 +64,32 @@ pub(crate) struct Sizes {
     pub(crate) idle: Duration,
 }
 
+/// The wake-up scenario's figures.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wake {
+    /// From sending the write to the watcher receiving the change.
+    pub(crate) latency: Summary,
+    /// From sending the same write to its acknowledgement (one writer, nothing else in flight).
+    pub(crate) ack: Summary,
+}
+
+impl Wake {
+    /// Summarises the rounds.
+    pub(crate) fn of(latencies: Vec<Duration>, acks: Vec<Duration>) -> anyhow::Result<Wake> {
+        Ok(Wake {
+            latency: Summary::of(latencies).context("no wake-up rounds were run")?,
+            ack: Summary::of(acks).context("no wake-up rounds were run")?,
+        })
+    }
+}
+
 /// Everything measured on one server.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Figures {
     /// The write scenario.
     pub(crate) writes: WriteFigures,
     /// Wake-up latency.
-    pub(crate) wake: Summary,
+    pub(crate) wake: Wake,
     /// Idle watchers.
     pub(crate) idle: IdleFigures,
 }
@@ -168,9 +187,14 @@ fn rows(ours: &Figures, etcd: &Figures) -> Vec<Row> {
         both("registrations/s (higher is better)", &|f| w(f).per_sec(), 0),
         both("write latency p50, ms", &|f| ms(w(f).latency.p50), 2),
         both("write latency p99, ms", &|f| ms(w(f).latency.p99), 2),
-        both("wake-up latency p50, ms", &|f| ms(k(f).p50), 2),
-        both("wake-up latency p99, ms", &|f| ms(k(f).p99), 2),
-        both("wake-up latency max, ms", &|f| ms(k(f).max), 2),
+        both("wake-up latency p50, ms", &|f| ms(k(f).latency.p50), 2),
+        both("wake-up latency p99, ms", &|f| ms(k(f).latency.p99), 2),
+        both("wake-up latency max, ms", &|f| ms(k(f).latency.max), 2),
+        both(
+            "  same write's ack, lone writer, p50, ms",
+            &|f| ms(k(f).ack.p50),
+            2,
+        ),
         both("RSS before watchers, MiB", &|f| mib(i(f).before.rss_kib), 1),
         both(
             "RSS with watchers open, MiB",

@@ -5,20 +5,16 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail, ensure};
+use anyhow::{Context as _, bail, ensure};
 use bytes::Bytes;
 use http::Method;
 use serde_json::Value;
 
 use crate::child::{self, Server};
 use crate::http::{Conn, Reply, within};
-use crate::load::{self, BoxFut, MakeWrite, Parked, REQUEST_LIMIT};
+use crate::load::{self, BoxFut, MakeWrite, PARK, Parked, REQUEST_LIMIT};
 use crate::payload::{self, Task};
-use crate::stats::Summary;
-use crate::{Figures, Sizes};
-
-/// How long a watcher is given to park its blocking query before the write that should wake it.
-const PARK: Duration = Duration::from_millis(20);
+use crate::{Figures, Sizes, Wake};
 
 /// Starts the dev server from `binary` and runs every scenario against it.
 pub(crate) async fn run(binary: &Path, sizes: &Sizes) -> anyhow::Result<Figures> {
@@ -117,13 +113,14 @@ fn check_status(entries: &Value, service_id: &str, check_id: &str) -> Option<Str
 
 /// Each round parks a blocking health query, flips the service's check through a catalog register, and
 /// times from sending that write to the query's complete answer, which must show the new status.
-async fn wake_rounds(addr: std::net::SocketAddr, rounds: usize) -> anyhow::Result<Summary> {
+async fn wake_rounds(addr: std::net::SocketAddr, rounds: usize) -> anyhow::Result<Wake> {
     let task = Task::new("wake", 0);
     let mut writer = Conn::connect(addr).await?;
     let mut watcher = Conn::connect(addr).await?;
     register(&mut writer, &task.registration("passing")).await?;
     let (mut index, _) = health(&mut watcher, &task.name, None).await?;
     let mut latencies = Vec::with_capacity(rounds);
+    let mut acks = Vec::with_capacity(rounds);
     for r in 0..rounds {
         let status = if r % 2 == 0 { "critical" } else { "passing" };
         let name = task.name.clone();
@@ -140,6 +137,7 @@ async fn wake_rounds(addr: std::net::SocketAddr, rounds: usize) -> anyhow::Resul
         }
         let sent = Instant::now();
         register(&mut writer, &task.check_update(status)).await?;
+        acks.push(sent.elapsed());
         let (conn, woke, res) = within(Duration::from_secs(70), "blocking query", async {
             wait.await.context("watcher task")
         })
@@ -156,7 +154,7 @@ async fn wake_rounds(addr: std::net::SocketAddr, rounds: usize) -> anyhow::Resul
         index = new_index;
         latencies.push(woke.saturating_duration_since(sent));
     }
-    Summary::of(latencies).ok_or_else(|| anyhow!("no wake-up rounds were run"))
+    Wake::of(latencies, acks)
 }
 
 /// One idle watcher on its own connection: a blocking health query on `name` with a 5-minute wait.
