@@ -65,7 +65,11 @@ impl DevServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("dev server on {} did not answer within {:?}", self.addr, patience());
+        panic!(
+            "dev server on {} did not answer within {:?}",
+            self.addr,
+            patience()
+        );
     }
 
     /// Kills the process with SIGKILL, as a crash would, and waits for it.
@@ -106,7 +110,8 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
 
 /// Runs the py-consul compatibility script for one phase against `addr`; panics with its output on failure.
 pub fn run_py_consul(addr: SocketAddr, phase: &str) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat/py_consul_compat.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat/py_consul_compat.py");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(python)
         .arg(&script)
