@@ -1,6 +1,6 @@
 //! A single-node Consul-compatible server for local use and tests.
 //!
-//! It speaks Consul's HTTP API (catalog, health, KV, config entries, status, a few agent endpoints, and
+//! It speaks Consul's HTTP API (catalog, health, KV, config entries, status, a few agent endpoints, ACLs, and
 //! Connect: CA roots and configuration, leaf certificates, CSR signing, authorize, intentions, discovery
 //! chains) with Consul's JSON shapes, headers and blocking queries, keeps its state in memory or durably in
 //! a data directory, and serves plain HTTP and, optionally, HTTPS with client-certificate verification. It
@@ -21,9 +21,11 @@
 //! Layout: `api` holds the router, one module per API area; `state` the tables, the write path, change
 //! notification and the on-disk log (the Connect CA and the cached leafs live there too, in
 //! `state::ca`); `config_entry` one module per config entry kind; `central_config` the merge behind
-//! `?merge-central-config`; `clock` the time the CA follows; `filter` the `?filter=` language; `server`
-//! the listeners, TLS and the periodic CA root pruning.
+//! `?merge-central-config`; `clock` the time the CA follows; `filter` the `?filter=` language; `acl` the
+//! ACL system (rules, tokens, policies, roles, auth methods and login); `server` the listeners, TLS and
+//! the periodic CA root pruning and expired-token reaping.
 
+mod acl;
 mod api;
 mod central_config;
 mod clock;
@@ -37,6 +39,7 @@ mod state;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use acl::{AclConfig, DefaultPolicy};
 pub use api::{AppState, app};
 pub use clock::Clock;
 pub use server::DevServer;
@@ -69,7 +72,10 @@ pub struct Config {
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// The clock the Connect CA follows for leaf renewal and root pruning (the system clock by default).
+    /// Token expiry follows it too.
     pub clock: Clock,
+    /// ACL settings; ACLs are off by default.
+    pub acl: AclConfig,
 }
 
 impl Default for Config {
@@ -82,6 +88,7 @@ impl Default for Config {
             node_name: default_node_name(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             clock: Clock::system(),
+            acl: AclConfig::default(),
         }
     }
 }
@@ -159,6 +166,37 @@ pub struct Args {
     /// Log level (trace, debug, info, warn, error) or a tracing filter directive
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Enforce ACLs (Consul's `acl.enabled`)
+    #[arg(long)]
+    pub acl_enabled: bool,
+    /// What no ACL rule covers: allow or deny
+    #[arg(long, default_value = "allow")]
+    pub acl_default_policy: DefaultPolicy,
+    /// SecretID of a management token created at start (Consul's `acl.tokens.initial_management`);
+    /// bootstrapping is then done
+    #[arg(long, env = "CONSUL_DEV_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    pub bootstrap_token: Option<Secret>,
+}
+
+/// A secret from the command line or the environment; `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() {
+            Err("must not be empty".to_owned())
+        } else {
+            Ok(Secret(s.to_owned()))
+        }
+    }
 }
 
 impl Args {
@@ -188,11 +226,21 @@ impl Args {
         if self.datacenter.is_empty() {
             return Err(Error::Config("--datacenter must not be empty".into()));
         }
+        if self.bootstrap_token.is_some() && !self.acl_enabled {
+            return Err(Error::Config(
+                "--bootstrap-token needs --acl-enabled".into(),
+            ));
+        }
         let mut config = Config {
             http_addr: self.http_addr,
             https,
             data_dir: self.data_dir.clone(),
             datacenter: self.datacenter.clone(),
+            acl: AclConfig {
+                enabled: self.acl_enabled,
+                default_policy: self.acl_default_policy,
+                bootstrap_token: self.bootstrap_token.as_ref().map(|s| s.0.clone()),
+            },
             ..Config::default()
         };
         if let Some(n) = &self.node_name {
@@ -315,5 +363,26 @@ mod tests {
         assert!(parse(&["--datacenter", ""]).is_err());
         assert!(parse(&["--node-name", ""]).is_err());
         assert!(parse(&["--http-addr", "nonsense"]).is_err());
+        assert!(parse(&["--bootstrap-token", "s"]).is_err());
+        assert!(parse(&["--acl-default-policy", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn acl_flags() {
+        let c = parse(&[]).unwrap();
+        assert!(!c.acl.enabled);
+        assert_eq!(c.acl.default_policy, DefaultPolicy::Allow);
+        let c = parse(&[
+            "--acl-enabled",
+            "--acl-default-policy",
+            "deny",
+            "--bootstrap-token",
+            "root-secret",
+        ])
+        .unwrap();
+        assert!(c.acl.enabled);
+        assert_eq!(c.acl.default_policy, DefaultPolicy::Deny);
+        assert_eq!(c.acl.bootstrap_token.as_deref(), Some("root-secret"));
+        assert!(!format!("{c:?}").contains("root-secret"));
     }
 }

@@ -117,8 +117,9 @@ impl DevServer {
     }
 }
 
-/// How often rotated-out CA roots are checked for removal (also whenever the server's clock is moved).
-const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How often rotated-out CA roots and expired ACL tokens are checked for removal (also whenever the
+/// server's clock is moved). Expired tokens stop working at once; this only removes them.
+const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 async fn prune_loop(state: AppState, shutdown: CancellationToken) {
     let mut moved = state.clock().subscribe();
@@ -130,6 +131,9 @@ async fn prune_loop(state: AppState, shutdown: CancellationToken) {
         }
         if let Err(e) = state.prune_ca_roots().await {
             tracing::warn!(error = ?e, "could not prune expired CA roots");
+        }
+        if let Err(e) = state.reap_tokens().await {
+            tracing::warn!(error = ?e, "could not remove expired ACL tokens");
         }
     }
 }

@@ -1,94 +1,187 @@
-//! The request's authority. Every handler takes an [`Authorizer`] and asks it before reading or writing;
-//! today it allows everything (`X-Consul-Default-ACL-Policy: allow`). ACL enforcement replaces the body of
-//! [`Authorizer::require`] and [`Authorizer::can_read`] without touching the handlers.
+//! The request's authority. Every handler takes an [`Authorizer`] and asks it before reading or writing.
 //!
-//! The ACL default also decides connections no intention covers (see [`intention_defaults`]); both it and
-//! the `X-Consul-Default-ACL-Policy` header come from [`ACL_DEFAULT`], so they cannot disagree.
+//! With ACLs off it allows everything (`X-Consul-Default-ACL-Policy: allow`). With ACLs on, the
+//! extractor resolves the request's token (`X-Consul-Token`, `Authorization: Bearer`, or `?token=`; none
+//! means the anonymous token) to the merged rules of its policies, roles and identities; an unknown or
+//! expired secret is `403 ACL not found`. [`Authorizer::require`] answers `403 Permission denied: token
+//! with AccessorID '…' lacks permission '…' on "…"`, and [`Authorizer::can_read`] drops what may not be
+//! shown and marks the reply with `X-Consul-Results-Filtered-By-ACLs: true`.
+//!
+//! The ACL default also decides connections no intention covers (see [`intention_defaults`]); both it
+//! and the `X-Consul-Default-ACL-Policy` header come from the configured default, so they cannot
+//! disagree.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use connect::intention::{AclDefault, DefaultPolicy};
+use connect::intention::{AclDefault, DefaultPolicy as IntentionDefaults};
+
+pub(crate) use crate::acl::rules::{Access, Resource};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::acl::rules::RuleSet;
+use crate::acl::{self, DefaultPolicy};
 
-/// The ACL system's default. ACLs are not enforced yet, which Consul treats as "allow everything";
-/// when they land, this becomes the configured `acl.default_policy`.
-pub(crate) const ACL_DEFAULT: AclDefault = AclDefault::Disabled;
+/// The server's ACL mode.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    /// Whether ACLs are enforced.
+    pub(crate) enabled: bool,
+    /// The configured default.
+    pub(crate) default_policy: DefaultPolicy,
+}
+
+fn acl_default(state: &AppState) -> AclDefault {
+    let s = state.acl_settings();
+    match (s.enabled, s.default_policy) {
+        (false, _) => AclDefault::Disabled,
+        (true, DefaultPolicy::Allow) => AclDefault::Allow,
+        (true, DefaultPolicy::Deny) => AclDefault::Deny,
+    }
+}
 
 /// The decision for a connection no intention matches (Consul's order: `default_intention_policy` if
 /// set, which this server has no setting for, else the ACL default).
-pub(crate) fn intention_defaults() -> DefaultPolicy {
-    DefaultPolicy {
+pub(crate) fn intention_defaults(state: &AppState) -> IntentionDefaults {
+    IntentionDefaults {
         default_intention_policy: None,
-        acl: ACL_DEFAULT,
+        acl: acl_default(state),
     }
 }
 
 /// The value of the `X-Consul-Default-ACL-Policy` header.
-pub(crate) fn default_policy_header() -> &'static str {
-    match ACL_DEFAULT {
+pub(crate) fn default_policy_header(state: &AppState) -> &'static str {
+    match acl_default(state) {
         AclDefault::Disabled | AclDefault::Allow => "allow",
         AclDefault::Deny => "deny",
     }
 }
 
-/// What a request wants to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
-    /// Read.
-    Read,
-    /// Write.
-    Write,
+/// Set when a reply left out something the token may not read; the middleware turns it into the
+/// `X-Consul-Results-Filtered-By-ACLs` header.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FilteredFlag(Arc<AtomicBool>);
+
+impl FilteredFlag {
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether something was hidden.
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
-/// The kind of resource a rule governs (Consul's ACL resources). Some are only named by the areas that
-/// later work adds.
-#[allow(dead_code)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Resource {
-    /// `node` rules.
-    Node,
-    /// `service` rules.
-    Service,
-    /// `key` rules.
-    Key,
-    /// `operator` rules.
-    Operator,
-    /// `mesh` rules.
-    Mesh,
-    /// `intentions` rules.
-    Intentions,
-    /// `agent` rules.
-    Agent,
+#[derive(Debug)]
+struct Resolved {
+    accessor_id: String,
+    rules: RuleSet,
+    default_allow: bool,
 }
 
-/// The request's token and the decisions made with it.
+/// The request's token and the decisions made with it. Cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct Authorizer {
     token: Option<String>,
+    resolved: Option<Arc<Resolved>>,
+    filtered: FilteredFlag,
+}
+
+/// `403 ACL not found`.
+pub(crate) fn acl_not_found() -> ApiError {
+    ApiError::forbidden("ACL not found")
 }
 
 impl Authorizer {
     /// The secret the request presented, if any.
-    #[allow(dead_code)]
     pub(crate) fn token(&self) -> Option<&str> {
         self.token.as_deref()
+    }
+
+    /// Whether ACLs are enforced for this request.
+    pub(crate) fn enforcing(&self) -> bool {
+        self.resolved.is_some()
+    }
+
+    /// The accessor ID of the request's token (empty with ACLs off).
+    pub(crate) fn accessor_id(&self) -> &str {
+        self.resolved
+            .as_ref()
+            .map_or("", |r| r.accessor_id.as_str())
+    }
+
+    /// Whether the request may `access` the named resource.
+    pub(crate) fn allowed(&self, resource: Resource, name: &str, access: Access) -> bool {
+        let Some(r) = &self.resolved else {
+            return true;
+        };
+        match r.rules.decide(resource, name, access) {
+            Some(decision) => decision,
+            // Without a rule the default decides, except for ACL management, which needs a rule even
+            // when the default is allow (as Consul).
+            None => resource != Resource::Acl && r.default_allow,
+        }
+    }
+
+    /// The 403 for a denied request.
+    pub(crate) fn denied(&self, resource: Resource, name: &str, access: Access) -> ApiError {
+        let mut msg = format!(
+            "Permission denied: token with AccessorID '{}' lacks permission '{resource}:{access}'",
+            self.accessor_id()
+        );
+        if !name.is_empty() {
+            msg.push_str(&format!(" on {name:?}"));
+        }
+        ApiError::forbidden(msg)
     }
 
     /// Fails with 403 unless the request may `access` the named resource.
     pub(crate) fn require(
         &self,
-        _resource: Resource,
-        _name: &str,
-        _access: Access,
+        resource: Resource,
+        name: &str,
+        access: Access,
     ) -> Result<(), ApiError> {
-        Ok(())
+        if self.allowed(resource, name, access) {
+            Ok(())
+        } else {
+            Err(self.denied(resource, name, access))
+        }
     }
 
-    /// Whether a result naming this resource may be shown (results the token may not read are dropped).
-    pub(crate) fn can_read(&self, _resource: Resource, _name: &str) -> bool {
-        true
+    /// Whether a result naming this resource may be shown (results the token may not read are dropped,
+    /// and the reply says so).
+    pub(crate) fn can_read(&self, resource: Resource, name: &str) -> bool {
+        let ok = self.allowed(resource, name, Access::Read);
+        if !ok {
+            self.filtered.set();
+        }
+        ok
+    }
+
+    /// Like [`Authorizer::can_read`] for a check of `allowed` that was computed elsewhere.
+    pub(crate) fn note_filtered(&self) {
+        self.filtered.set();
+    }
+
+    /// Consul's `KeyWritePrefix`: write on the prefix and on every rule below it (recursive deletes).
+    pub(crate) fn require_key_write_prefix(&self, prefix: &str) -> Result<(), ApiError> {
+        let Some(r) = &self.resolved else {
+            return Ok(());
+        };
+        let ok = match r.rules.key_write_prefix(prefix) {
+            Some(ok) => ok,
+            None => r.default_allow,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(self.denied(Resource::Key, prefix, Access::Write))
+        }
     }
 }
 
@@ -97,7 +190,7 @@ impl FromRequestParts<AppState> for Authorizer {
 
     async fn from_request_parts(
         parts: &mut Parts,
-        _state: &AppState,
+        state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let header = |name: &str| {
             parts
@@ -116,8 +209,36 @@ impl FromRequestParts<AppState> for Authorizer {
             .or_else(|| {
                 super::query::Params::parse(parts.uri.query())
                     .get("token")
+                    .filter(|t| !t.is_empty())
                     .map(str::to_owned)
             });
-        Ok(Authorizer { token })
+        let filtered = parts
+            .extensions
+            .get::<FilteredFlag>()
+            .cloned()
+            .unwrap_or_default();
+        let settings = state.acl_settings();
+        if !settings.enabled {
+            return Ok(Authorizer {
+                token,
+                resolved: None,
+                filtered,
+            });
+        }
+        let now = state.clock().now();
+        let dc = state.datacenter().to_owned();
+        let identity = state
+            .store()
+            .read(|t| acl::resolve(t, token.as_deref(), now, &dc))
+            .map_err(|_| acl_not_found())?;
+        Ok(Authorizer {
+            token,
+            resolved: Some(Arc::new(Resolved {
+                accessor_id: identity.accessor_id,
+                rules: identity.rules,
+                default_allow: settings.default_policy == DefaultPolicy::Allow,
+            })),
+            filtered,
+        })
     }
 }

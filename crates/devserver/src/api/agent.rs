@@ -97,7 +97,7 @@ async fn agent_self(
             "NodeID": state.node_id(),
             "ServerMode": true,
             "DevMode": true,
-            "ACLsEnabled": false,
+            "ACLsEnabled": state.acl_settings().enabled,
             "ConnectEnabled": true,
             "HTTPPort": state.http_port(),
             "HTTPSPort": state.https_port().map_or(-1, i64::from),
@@ -116,6 +116,15 @@ async fn agent_self(
     json_reply(q.pretty, &body)
 }
 
-async fn members(State(state): State<AppState>, q: QueryOpts) -> Result<Response, ApiError> {
-    json_reply(q.pretty, &[member(&state)])
+async fn members(
+    State(state): State<AppState>,
+    authz: Authorizer,
+    q: QueryOpts,
+) -> Result<Response, ApiError> {
+    let shown: Vec<serde_json::Value> = if authz.can_read(Resource::Node, state.node_name()) {
+        vec![member(&state)]
+    } else {
+        Vec::new()
+    };
+    json_reply(q.pretty, &shown)
 }

@@ -48,15 +48,116 @@ async fn register(
     let req: RegisterRequest = crate::decode::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
     check_dc(&state, &req.datacenter)?;
-    authz.require(Resource::Node, &req.node, Access::Write)?;
-    if let Some(s) = &req.service {
-        authz.require(Resource::Service, &s.service, Access::Write)?;
-    }
     let dc = state.datacenter().to_owned();
     state
-        .write(move |t, idx, plan| catalog::plan_register(t, idx, plan, req, &dc))
+        .write(move |t, idx, plan| {
+            if authz.enforcing() {
+                vet_register(&authz, t, &req, &dc)?;
+            }
+            catalog::plan_register(t, idx, plan, req, &dc).map_err(ApiError::from)
+        })
         .await?;
     json_reply(q.pretty, &true)
+}
+
+/// Consul's ACL rules for a registration: `node:write` when the node is new or changes (so
+/// `SkipNodeUpdate` registrations of services need no node rights), `service:write` on the service and
+/// on any instance it replaces, `service:write` on a sidecar's destination, `node:write` for node-level
+/// checks and `service:write` for checks of other instances.
+fn vet_register(
+    authz: &Authorizer,
+    t: &Tables,
+    req: &RegisterRequest,
+    local_dc: &str,
+) -> Result<(), ApiError> {
+    let node_lc = req.node.to_lowercase();
+    let existing = t.nodes.get(&node_lc);
+    let dc = if req.datacenter.is_empty() {
+        local_dc
+    } else {
+        req.datacenter.as_str()
+    };
+    let changes_node = match existing {
+        None => true,
+        Some(_) if req.skip_node_update => false,
+        Some(n) => {
+            n.id != req.id
+                || n.address != req.address
+                || n.datacenter != dc
+                || n.tagged_addresses != req.tagged_addresses
+                || n.meta != req.node_meta
+        }
+    };
+    if changes_node {
+        authz.require(Resource::Node, &req.node, Access::Write)?;
+    }
+    if let Some(s) = &req.service {
+        if s.service != "consul" {
+            authz.require(Resource::Service, &s.service, Access::Write)?;
+        }
+        if s.kind == "connect-proxy" {
+            authz.require(
+                Resource::Service,
+                &s.proxy.destination_service_name,
+                Access::Write,
+            )?;
+        }
+        let id = if s.id.is_empty() { &s.service } else { &s.id };
+        if let Some(other) = t.services.get(&(node_lc.clone(), id.to_lowercase())) {
+            authz.require(Resource::Service, &other.service, Access::Write)?;
+        }
+    }
+    for c in req.check.iter().chain(req.checks.iter()) {
+        if c.service_id.is_empty() {
+            authz.require(Resource::Node, &req.node, Access::Write)?;
+            continue;
+        }
+        if let Some(s) = &req.service {
+            let id = if s.id.is_empty() { &s.service } else { &s.id };
+            if id.eq_ignore_ascii_case(&c.service_id) {
+                continue;
+            }
+        }
+        let other = t
+            .services
+            .get(&(node_lc.clone(), c.service_id.to_lowercase()))
+            .ok_or_else(|| {
+                ApiError::internal(format!(
+                    "Unknown service ID '{}' for check ID '{}'",
+                    c.service_id, c.check_id
+                ))
+            })?;
+        authz.require(Resource::Service, &other.service, Access::Write)?;
+    }
+    Ok(())
+}
+
+/// Consul's ACL rules for a deregistration: `node:write` allows all; else `service:write` on the
+/// instance, or on the instance a check belongs to.
+fn vet_deregister(authz: &Authorizer, t: &Tables, req: &DeregisterRequest) -> Result<(), ApiError> {
+    if authz.allowed(Resource::Node, &req.node, Access::Write) {
+        return Ok(());
+    }
+    let node_lc = req.node.to_lowercase();
+    if !req.service_id.is_empty() {
+        let s = t
+            .services
+            .get(&(node_lc, req.service_id.to_lowercase()))
+            .ok_or_else(|| {
+                ApiError::internal(format!("Unknown service ID '{}'", req.service_id))
+            })?;
+        return authz.require(Resource::Service, &s.service, Access::Write);
+    }
+    if !req.check_id.is_empty() {
+        let c = t
+            .checks
+            .get(&(node_lc, req.check_id.to_lowercase()))
+            .ok_or_else(|| ApiError::internal(format!("Unknown check ID '{}'", req.check_id)))?;
+        if !c.service_id.is_empty() {
+            return authz.require(Resource::Service, &c.service_name, Access::Write);
+        }
+    }
+    Err(authz.denied(Resource::Node, &req.node, Access::Write))
 }
 
 async fn deregister(
@@ -68,9 +169,13 @@ async fn deregister(
     let req: DeregisterRequest = crate::decode::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
     check_dc(&state, &req.datacenter)?;
-    authz.require(Resource::Node, &req.node, Access::Write)?;
     state
-        .write(move |t, _idx, plan| catalog::plan_deregister(t, plan, &req))
+        .write(move |t, _idx, plan| {
+            if authz.enforcing() {
+                vet_deregister(&authz, t, &req)?;
+            }
+            catalog::plan_deregister(t, plan, &req).map_err(ApiError::from)
+        })
         .await?;
     json_reply(q.pretty, &true)
 }

@@ -25,7 +25,9 @@ pub(super) fn routes() -> Router<AppState> {
         )
 }
 
-/// The ACL resource that governs a kind.
+/// The ACL resource that governs writing a kind (Consul's `CanWrite`): `service:write` on the name for
+/// service-level entries, intentions write on the destination for `service-intentions`, `mesh:write`
+/// (which falls back to `operator:write`) for `proxy-defaults`, `mesh` and `exported-services`.
 fn resource(kind: &str) -> Resource {
     match kind {
         "service-intentions" => Resource::Intentions,
@@ -33,6 +35,15 @@ fn resource(kind: &str) -> Resource {
             Resource::Service
         }
         _ => Resource::Mesh,
+    }
+}
+
+/// Consul's `CanRead`: `proxy-defaults` and `mesh` are readable by anyone; the others need read on the
+/// resource that governs writing them.
+fn read_needs(kind: &str) -> Option<Resource> {
+    match kind {
+        "proxy-defaults" | "mesh" => None,
+        other => Some(resource(other)),
     }
 }
 
@@ -110,7 +121,9 @@ async fn read(
     Path((kind, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     known_kind(&kind)?;
-    authz.require(resource(&kind), &name, Access::Read)?;
+    if let Some(r) = read_needs(&kind) {
+        authz.require(r, &name, Access::Read)?;
+    }
     let topic = Topic::ConfigEntry(kind.clone(), name.clone());
     let (index, out) = blocking(&state, &q, vec![topic.clone()], |t| {
         let entry = t.config.get(&(kind.clone(), name.clone()));
@@ -136,7 +149,7 @@ async fn list(
     let topic = Topic::ConfigKind(kind.clone());
     let (index, out) = blocking(&state, &q, vec![topic.clone()], |t| {
         let items: Vec<Value> = config_entries::list(t, &kind)
-            .filter(|e| authz.can_read(resource(&kind), &e.name))
+            .filter(|e| read_needs(&kind).is_none_or(|r| authz.can_read(r, &e.name)))
             .map(config_entries::ConfigEntry::to_json)
             .collect();
         Ok((t.topic_index(&topic), q.apply_filter(items)))

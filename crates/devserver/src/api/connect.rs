@@ -77,7 +77,7 @@ async fn get_config(
     authz: Authorizer,
     q: QueryOpts,
 ) -> Result<Response, ApiError> {
-    authz.require(Resource::Operator, "", Access::Write)?;
+    authz.require(Resource::Operator, "", Access::Read)?;
     let topic = ca::config_topic();
     let (index, record) = blocking(&state, &q, vec![topic.clone()], |t| {
         let record = ca::config(t)?
@@ -244,7 +244,7 @@ async fn authorize(
     }
     authz.require(Resource::Service, &req.target, Access::Write)?;
     let target = IntentionTarget::service(req.target.clone()).in_namespace(req.namespace.clone());
-    let defaults = acl::intention_defaults();
+    let defaults = acl::intention_defaults(&state);
     let decision = state.store().read(|t| {
         let all = intentions::all(t)?;
         authorize_uri(&all, &req.client_cert_uri, &target, &defaults)

@@ -141,7 +141,15 @@ async fn list(
     let (index, out) = blocking(&state, &q, vec![topic.clone()], |t| {
         let items: Vec<Value> = intentions::all(t)?
             .iter()
-            .filter(|i| authz.can_read(Resource::Intentions, &i.destination_name))
+            .filter(|i| {
+                // Consul shows an intention to a token that may read intentions of either side.
+                let ok = authz.allowed(Resource::Intentions, &i.source_name, Access::Read)
+                    || authz.allowed(Resource::Intentions, &i.destination_name, Access::Read);
+                if !ok {
+                    authz.note_filtered();
+                }
+                ok
+            })
             .map(to_json)
             .collect();
         Ok((t.topic_index(&topic), q.apply_filter(items)))
@@ -307,7 +315,7 @@ async fn check_(
     let source = parse_name("source", required(&q, "source")?, false)?;
     let dest = parse_name("destination", required(&q, "destination")?, false)?;
     authz.require(Resource::Service, &dest.name, Access::Read)?;
-    let defaults = acl::intention_defaults();
+    let defaults = acl::intention_defaults(&state);
     let allowed = state.store().read(|t| {
         let all = intentions::all(t)?;
         Ok::<_, Rejected>(check(&all, &target(&source), &target(&dest), &defaults))

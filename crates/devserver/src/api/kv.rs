@@ -103,7 +103,11 @@ async fn get_kv(
     } else {
         Topic::KvKey(key.clone())
     };
-    authz.require(Resource::Key, &key, Access::Read)?;
+    // One key needs `key:read` on it; listings show only what may be read (Consul without
+    // `acl.enable_key_list_policy`).
+    if !recurse && !keys {
+        authz.require(Resource::Key, &key, Access::Read)?;
+    }
     let (index, got) = blocking(&state, &q, vec![topic], |t| {
         if keys {
             let mut out = BTreeSet::new();
@@ -203,7 +207,11 @@ async fn delete_kv(
     if key.is_empty() && !recurse {
         return Err(ApiError::bad_request("Missing key name"));
     }
-    authz.require(Resource::Key, &key, Access::Write)?;
+    if recurse {
+        authz.require_key_write_prefix(&key)?;
+    } else {
+        authz.require(Resource::Key, &key, Access::Write)?;
+    }
     let cas = q.params.u64("cas")?;
     let (_, done) = state
         .write(move |t, _idx, plan| Ok::<_, Rejected>(kv::plan_delete(t, plan, &key, recurse, cas)))

@@ -6,6 +6,7 @@
 //! status code and plain-text body.
 
 pub(crate) mod acl;
+mod acl_api;
 mod agent;
 mod catalog;
 mod config;
@@ -52,6 +53,7 @@ struct Shared {
     https_port: Option<u16>,
     max_body_bytes: usize,
     clock: Clock,
+    acl: acl::Settings,
     shutdown: CancellationToken,
 }
 
@@ -99,12 +101,50 @@ impl AppState {
                 https_port: https.map(|a| a.port()),
                 max_body_bytes: config.max_body_bytes,
                 clock: config.clock.clone(),
+                acl: acl::Settings {
+                    enabled: config.acl.enabled,
+                    default_policy: config.acl.default_policy,
+                },
                 shutdown: CancellationToken::new(),
             }),
         };
         state.bootstrap_ca()?;
         state.register_self()?;
+        if config.acl.enabled {
+            state.init_acl(config.acl.bootstrap_token.as_deref())?;
+        }
         Ok(state)
+    }
+
+    /// Creates the builtin policies, the anonymous token and the initial management token, if missing.
+    fn init_acl(&self, bootstrap_token: Option<&str>) -> Result<(), Error> {
+        let now = self.inner.clock.now();
+        let secret = bootstrap_token.map(str::to_owned);
+        self.inner
+            .store
+            .write(|t, idx, plan| {
+                crate::acl::plan_init(t, idx, plan, secret.as_deref(), now);
+                Ok::<_, std::convert::Infallible>(())
+            })
+            .map_err(|e| Error::Storage(format!("cannot set up ACLs: {e}")))?;
+        Ok(())
+    }
+
+    pub(crate) fn acl_settings(&self) -> acl::Settings {
+        self.inner.acl
+    }
+
+    /// Removes expired tokens (by the server's clock).
+    pub(crate) async fn reap_tokens(&self) -> Result<(), ApiError> {
+        if !self.inner.acl.enabled {
+            return Ok(());
+        }
+        let now = self.inner.clock.now();
+        self.write(move |t, _idx, plan| {
+            Ok::<_, std::convert::Infallible>(crate::acl::plan_reap(t, plan, now))
+        })
+        .await?;
+        Ok(())
     }
 
     /// Creates the Connect CA on first start (cluster ID, trust domain, root), or checks the stored one.
@@ -259,10 +299,14 @@ pub fn app(state: AppState) -> Router {
         .merge(connect::routes())
         .merge(intentions::routes())
         .merge(discovery_chain::routes())
+        .merge(acl_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn(common_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            common_headers,
+        ))
         .layer(middleware::from_fn(catch_panic))
         .with_state(state)
 }
@@ -278,12 +322,24 @@ async fn method_not_allowed(method: Method) -> ApiError {
     )
 }
 
-async fn common_headers(req: Request, next: Next) -> Response {
+async fn common_headers(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let filtered = acl::FilteredFlag::default();
+    req.extensions_mut().insert(filtered.clone());
     let mut resp = next.run(req).await;
     resp.headers_mut().insert(
         "x-consul-default-acl-policy",
-        HeaderValue::from_static(acl::default_policy_header()),
+        HeaderValue::from_static(acl::default_policy_header(&state)),
     );
+    if filtered.is_set() {
+        resp.headers_mut().insert(
+            "x-consul-results-filtered-by-acls",
+            HeaderValue::from_static("true"),
+        );
+    }
     resp
 }
 

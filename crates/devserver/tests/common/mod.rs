@@ -316,3 +316,62 @@ pub async fn trust_domain(addr: SocketAddr) -> String {
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["TrustDomain"].as_str().unwrap().to_owned()
 }
+
+/// A request carrying `X-Consul-Token` (none when `token` is empty).
+pub async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    token: &str,
+) -> Resp {
+    let body = body.map(|b| serde_json::to_vec(b).unwrap());
+    if token.is_empty() {
+        request(addr, method, path, body).await
+    } else {
+        request_with_headers(addr, method, path, body, &[("x-consul-token", token)]).await
+    }
+}
+
+/// Starts a server with ACLs on and the given default, bootstraps it, and returns the management
+/// secret.
+pub async fn start_acl(default_deny: bool) -> (DevServer, String) {
+    let server = start_with(|c| {
+        c.acl.enabled = true;
+        c.acl.default_policy = if default_deny {
+            devserver::DefaultPolicy::Deny
+        } else {
+            devserver::DefaultPolicy::Allow
+        };
+    })
+    .await;
+    let r = call(server.http_addr(), "PUT", "/v1/acl/bootstrap", None, "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let secret = r.json()["SecretID"].as_str().unwrap().to_owned();
+    (server, secret)
+}
+
+/// Creates a policy and returns its ID.
+pub async fn create_policy(addr: SocketAddr, mgmt: &str, name: &str, rules: &str) -> String {
+    let r = call(
+        addr,
+        "PUT",
+        "/v1/acl/policy",
+        Some(&serde_json::json!({"Name": name, "Rules": rules})),
+        mgmt,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["ID"].as_str().unwrap().to_owned()
+}
+
+/// Creates a token from a JSON body and returns (accessor, secret).
+pub async fn create_token(addr: SocketAddr, mgmt: &str, body: &Value) -> (String, String) {
+    let r = call(addr, "PUT", "/v1/acl/token", Some(body), mgmt).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    (
+        v["AccessorID"].as_str().unwrap().to_owned(),
+        v["SecretID"].as_str().unwrap().to_owned(),
+    )
+}
