@@ -25,7 +25,8 @@ trap 'echo TERM >> "$log"; exit 55' TERM
 sh -c 'trap "echo GROUP-TERM >> \"$1\"; exit 0" TERM; : > "$1.group"; while kill -0 "$2" 2>/dev/null; do sleep 0.1; done' grandchild "$log" "$$" &
 while [ ! -e "$log.group" ]; do sleep 0.05; done
 echo ready > "$log.ready"
-while :; do sleep 0.1; done
+parent=$PPID
+while kill -0 "$parent" 2>/dev/null; do sleep 0.1; done
 "#;
 
 struct Script {
@@ -423,7 +424,7 @@ fn envoy_keeps_polling_while_the_metadata_endpoint_is_down() {
     assert_eq!(exit.code, Some(55), "{}", exit.stderr);
     assert!(
         exit.stderr
-            .contains("[ERROR] consul-ecs: reading task metadata"),
+            .contains("[ERROR] consul-ecs: fetching task metadata"),
         "{}",
         exit.stderr
     );

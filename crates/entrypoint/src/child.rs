@@ -67,7 +67,7 @@ impl Child {
         }
         tracing::debug!(signal = signal.as_str(), "forwarding signal");
         if let Err(err) = kill(self.pid, signal) {
-            tracing::warn!(signal = signal.as_str(), error = %err, "forwarding signal");
+            tracing::warn!(signal = signal.as_str(), err = %err, "forwarding signal");
         }
     }
 
@@ -77,7 +77,7 @@ impl Child {
             return;
         }
         if let Err(err) = killpg(self.pid, Signal::SIGTERM) {
-            tracing::warn!(error = %err, "sending SIGTERM to the process group");
+            tracing::warn!(error = %err, "error sending sigterm to the process group");
         }
     }
 }

@@ -123,7 +123,7 @@ pub async fn envoy_entrypoint(config: EnvoyConfig, mut signals: Signals) -> u8 {
                 }
                 if signal == Signal::SIGTERM {
                     if monitor.is_none() && !terminated {
-                        tracing::info!("received sigterm. waiting for application containers to stop.");
+                        tracing::info!("waiting for application container(s) to stop");
                         monitor = Some(tokio::spawn(wait_for_applications(
                             config.metadata.clone(),
                             config.poll_interval,
@@ -166,7 +166,7 @@ async fn wait_for_applications(endpoint: MetadataEndpoint, interval: Duration) {
         match fetch(&endpoint).await {
             Ok(task) if applications_stopped(&task) => return,
             Ok(_) => tracing::debug!("application containers are still running"),
-            Err(err) => tracing::error!(error = %err, "reading task metadata"),
+            Err(err) => tracing::error!(err = %err, "fetching task metadata"),
         }
         tokio::time::sleep(interval).await;
     }

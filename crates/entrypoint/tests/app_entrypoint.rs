@@ -163,7 +163,7 @@ async fn signals_after_the_group_was_terminated_are_still_forwarded() {
     let ready = dir.path().join("ready");
     let script = format!(
         "trap 'echo TERM >> {log}' TERM; trap 'echo INT >> {log}; exit 42' INT; : > {ready}; \
-         while :; do sleep 0.1; done",
+         parent=$PPID; while kill -0 $parent 2>/dev/null; do sleep 0.1; done",
         log = log.display(),
         ready = ready.display()
     );

@@ -33,7 +33,9 @@ trap 'echo HUP >> "$log"' HUP
 sh -c 'trap "echo GROUP-TERM >> \"$1\"; exit 0" TERM; : > "$1.group"; while kill -0 "$2" 2>/dev/null; do sleep 0.1; done' grandchild "$log" "$$" &
 while [ ! -e "$log.group" ]; do sleep 0.05; done
 echo ready > "$log.ready"
-while :; do
+# Ends by itself if its parent goes away, so a failed test leaves nothing behind.
+parent=$PPID
+while kill -0 "$parent" 2>/dev/null; do
   if [ -e "$log.exit" ]; then exit "$(cat "$log.exit")"; fi
   sleep 0.1
 done
