@@ -144,6 +144,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         idle: Duration::from_secs(cli.idle_secs),
     };
     raise_fd_limit(&sizes)?;
+    let load_before = loadavg();
     let ours_version = version_line(&cli.consul_ecs, "version")?;
     let etcd_version = version_line(&cli.etcd, "--version")?;
 
@@ -163,6 +164,10 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         sizes.idle.as_secs()
     );
     println!("consul-ecs: {ours_version}; etcd: {etcd_version}");
+    println!(
+        "load average (1 min) before: {load_before}, after: {}",
+        loadavg()
+    );
     println!();
     print!("{}", report::render(&rows(&ours, &theirs)));
     println!();
@@ -231,6 +236,14 @@ fn raise_fd_limit(sizes: &Sizes) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The 1-minute load average, to show how busy the machine was (`?` if unreadable).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 /// The first line of `binary arg`, to print which versions were measured.
