@@ -943,3 +943,185 @@ async fn config_entries_intentions_and_connect_follow_consuls_rules() {
         }
     }
 }
+
+fn sign_jwt(key: &rcgen::KeyPair, claims: &Value) -> String {
+    let k = jsonwebtoken::EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+        claims,
+        &k,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn jwt_logins_bind_by_selector_and_refuse_bad_tokens_and_methods() {
+    let (server, mgmt) = start_acl(true).await;
+    let addr = server.http_addr();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut method = json!({"Name": "jwt", "Type": "jwt", "MaxTokenTTL": "1h", "Config": {
+        "JWTValidationPubKeys": [key.public_key_pem()], "JWTSupportedAlgs": ["ES256"],
+        "BoundAudiences": ["consul"], "ClaimMappings": {"/svc/name": "service", "node": "node"},
+        "ListClaimMappings": {"groups": "groups"}}});
+    // Bad configurations are refused with the reason.
+    let mut bad = method.clone();
+    bad["Config"]["JWTValidationPubKeys"] = json!(["not a key"]);
+    let r = call(addr, "PUT", "/v1/acl/auth-method", Some(&bad), &mgmt).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("JWTValidationPubKeys[0]"), "{}", r.text());
+    bad = method.clone();
+    bad["Config"]["JWKSURL"] = json!("https://example.invalid/jwks");
+    assert_eq!(
+        call(addr, "PUT", "/v1/acl/auth-method", Some(&bad), &mgmt)
+            .await
+            .status,
+        400
+    );
+    bad = method.clone();
+    bad["Type"] = json!("kubernetes");
+    assert_eq!(
+        call(addr, "PUT", "/v1/acl/auth-method", Some(&bad), &mgmt)
+            .await
+            .status,
+        400
+    );
+    let r = call(addr, "PUT", "/v1/acl/auth-method", Some(&method), &mgmt).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    method["Description"] = json!("changed");
+    let r = call(addr, "PUT", "/v1/acl/auth-method/jwt", Some(&method), &mgmt).await;
+    assert_eq!(r.json()["Description"], "changed");
+    let r = call(addr, "GET", "/v1/acl/auth-methods", None, &mgmt).await;
+    assert!(r.json()[0].get("Config").is_none());
+    // Binding rules: unknown variables and bind types are refused.
+    let rule = |bind_type: &str, name: &str, selector: &str| json!({"AuthMethod": "jwt", "BindType": bind_type, "BindName": name, "Selector": selector});
+    let r = call(
+        addr,
+        "PUT",
+        "/v1/acl/binding-rule",
+        Some(&rule("service", "${value.nope}", "")),
+        &mgmt,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("value.nope"), "{}", r.text());
+    let r = call(
+        addr,
+        "PUT",
+        "/v1/acl/binding-rule",
+        Some(&rule("group", "x", "")),
+        &mgmt,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let r = call(
+        addr,
+        "PUT",
+        "/v1/acl/binding-rule",
+        Some(&rule("service", "${value.service}", "ops in")),
+        &mgmt,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    for r in [
+        rule("service", "${value.service}", "ops in list.groups"),
+        rule("node", "${value.node}", "value.node != \"\""),
+        rule("templated-policy", "builtin/dns", ""),
+    ] {
+        let resp = call(addr, "PUT", "/v1/acl/binding-rule", Some(&r), &mgmt).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let login = |claims: Value| {
+        let token = sign_jwt(&key, &claims);
+        async move {
+            call(
+                addr,
+                "POST",
+                "/v1/acl/login",
+                Some(&json!({"AuthMethod": "jwt", "BearerToken": token})),
+                "",
+            )
+            .await
+        }
+    };
+    let r = login(json!({"aud": "consul", "exp": now + 60, "svc": {"name": "api"}, "node": "n7", "groups": ["ops"]})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = r.json();
+    assert_eq!(t["ServiceIdentities"], json!([{"ServiceName": "api"}]));
+    assert_eq!(
+        t["NodeIdentities"],
+        json!([{"NodeName": "n7", "Datacenter": "dc1"}])
+    );
+    assert_eq!(t["TemplatedPolicies"][0]["TemplateName"], "builtin/dns");
+    assert_eq!(t["Description"], "token created via login");
+    assert!(t["ExpirationTime"].is_string());
+    // Not in "ops" and no node: only the DNS template binds.
+    let r = login(json!({"aud": "consul", "svc": {"name": "api"}, "groups": ["dev"]})).await;
+    assert_eq!(r.json()["ServiceIdentities"], Value::Null);
+    // A bound name that is not a valid service name fails the login.
+    let r = login(json!({"aud": "consul", "svc": {"name": "Not Valid"}, "groups": ["ops"]})).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("is invalid"), "{}", r.text());
+    // Wrong audience.
+    let r = login(json!({"aud": "other", "svc": {"name": "api"}})).await;
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("audience"), "{}", r.text());
+    // Not a JWT at all.
+    let r = call(
+        addr,
+        "POST",
+        "/v1/acl/login",
+        Some(&json!({"AuthMethod": "jwt", "BearerToken": "abc"})),
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    // With the DNS rule gone, a token no rule binds is refused.
+    let rules = call(
+        addr,
+        "GET",
+        "/v1/acl/binding-rules?authmethod=jwt",
+        None,
+        &mgmt,
+    )
+    .await
+    .json();
+    let dns = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["BindType"] == "templated-policy")
+        .unwrap()["ID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        call(
+            addr,
+            "DELETE",
+            &format!("/v1/acl/binding-rule/{dns}"),
+            None,
+            &mgmt
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        call(
+            addr,
+            "GET",
+            &format!("/v1/acl/binding-rule/{dns}"),
+            None,
+            &mgmt
+        )
+        .await
+        .status,
+        404
+    );
+    let r = login(json!({"aud": "consul", "groups": ["dev"]})).await;
+    assert_eq!((r.status, r.text().as_str()), (403, "Permission denied"));
+}

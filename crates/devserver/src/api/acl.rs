@@ -83,12 +83,21 @@ struct Resolved {
     default_allow: bool,
 }
 
-/// The request's token and the decisions made with it. Cheap to clone.
-#[derive(Debug, Clone)]
+/// The request's token and the decisions made with it. Cheap to clone; `Debug` does not show the secret.
+#[derive(Clone)]
 pub(crate) struct Authorizer {
     token: Option<String>,
     resolved: Option<Arc<Resolved>>,
     filtered: FilteredFlag,
+}
+
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorizer")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("accessor_id", &self.accessor_id())
+            .finish_non_exhaustive()
+    }
 }
 
 /// `403 ACL not found`.
