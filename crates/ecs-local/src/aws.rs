@@ -598,7 +598,10 @@ mod tests {
         assert_eq!(creds.access_key_id, "ASIA1");
         assert_eq!(creds.secret_access_key, "s3cr&t");
         let debug = format!("{creds:?}");
-        assert!(!debug.contains("s3cr") && !debug.contains("xyzzy"), "{debug}");
+        assert!(
+            !debug.contains("s3cr") && !debug.contains("xyzzy"),
+            "{debug}"
+        );
         assert!(parse_assume_role("<x/>").is_err());
         assert_eq!(
             form(&[("RoleArn", "arn:aws:iam::1:role/a b")]),

@@ -170,10 +170,12 @@ pub(crate) fn netns_exists(name: &str) -> bool {
 }
 
 /// Creates the bridge if it is missing and makes sure it has the gateway address and is up.
-/// Returns true when this call created it.
+/// Returns true when the caller may consider the bridge its own: this call created it, or it
+/// existed with no port attached (left behind by a runtime that was killed).
 pub(crate) fn ensure_bridge(config: &NetworkConfig) -> Result<bool, NetError> {
-    let created = if link_exists(&config.bridge) {
-        false
+    let owned = if link_exists(&config.bridge) {
+        let ports = ip(&["-o", "link", "show", "master", &config.bridge])?;
+        ports.trim().is_empty()
     } else {
         ip(&["link", "add", "name", &config.bridge, "type", "bridge"])?;
         true
@@ -184,7 +186,7 @@ pub(crate) fn ensure_bridge(config: &NetworkConfig) -> Result<bool, NetError> {
         ip(&["addr", "add", &gateway, "dev", &config.bridge])?;
     }
     ip(&["link", "set", "dev", &config.bridge, "up"])?;
-    Ok(created)
+    Ok(owned)
 }
 
 /// Deletes the bridge (best effort).

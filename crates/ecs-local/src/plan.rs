@@ -176,28 +176,32 @@ pub(crate) fn dedup_env(env: Vec<(String, String)>) -> Vec<(String, String)> {
 }
 
 /// A container's mounts: its own mount points, then those of its `volumesFrom` sources
-/// (transitively), read-only when either side says so.
+/// (transitively), read-only when either side says so. As with Docker, a container's own mount
+/// wins over an inherited one at the same path.
 fn mounts_of(
     def: &TaskDefinition,
     container: &ContainerDefinition,
 ) -> Result<Vec<PlannedMount>, (String, String)> {
     let mut out: Vec<PlannedMount> = Vec::new();
-    let mut seen_paths = BTreeSet::new();
     let mut visited = BTreeSet::new();
     let mut stack = vec![(container, false)];
     while let Some((current, force_ro)) = stack.pop() {
         if !visited.insert(current.name.clone()) {
             continue;
         }
+        let own = current.name == container.name;
         for mount in &current.mount_points {
             let Some(volume) = def.volumes.iter().find(|v| v.name == mount.source_volume) else {
                 continue;
             };
-            if !seen_paths.insert(mount.container_path.clone()) {
-                return Err((
-                    "mountPoints".to_owned(),
-                    format!("two mounts use the container path {}", mount.container_path),
-                ));
+            if out.iter().any(|m| m.container_path == mount.container_path) {
+                if own {
+                    return Err((
+                        "mountPoints".to_owned(),
+                        format!("two mounts use the container path {}", mount.container_path),
+                    ));
+                }
+                continue;
             }
             out.push(PlannedMount {
                 volume: volume.name.clone(),

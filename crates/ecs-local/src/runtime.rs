@@ -781,11 +781,12 @@ impl Supervisor {
         if let Err(e) = self.state.write(&self.record) {
             tracing::warn!(task = %self.record.id, error = %e, "cannot write the task record");
         }
-        let _ = self.record_tx.send(self.record.clone());
+        // The document first: whoever sees the new record finds the document at least as new.
         if let Some(server) = self.server() {
             let document = server.task();
             let _ = self.metadata_tx.send(document);
         }
+        let _ = self.record_tx.send(self.record.clone());
     }
 
     fn label(&self, index: usize) -> String {
@@ -930,6 +931,7 @@ impl Supervisor {
                 .iter()
                 .map(|u| (u.name.clone(), u.soft, u.hard))
                 .collect(),
+            parent_pid: None,
         };
         let mut init_args = launcher.args.clone();
         init_args.extend(["shim-init".to_owned(), label.clone()]);

@@ -310,7 +310,7 @@ pub struct HealthCheck {
 /// The command of a health check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealthCommand {
-    /// `["CMD", program, args…]`: run directly.
+    /// `["CMD", program, args…]` (or `[program, args…]`): run directly.
     Exec(Vec<String>),
     /// `["CMD-SHELL", script]`: run with `/bin/sh -c`.
     Shell(String),
@@ -1083,10 +1083,17 @@ impl Reader {
             Some([first, rest @ ..]) if first == "CMD-SHELL" && !rest.is_empty() => {
                 HealthCommand::Shell(rest.join(" "))
             }
+            // ECS runs a command without a prefix in exec form; the consul-ecs Terraform modules
+            // render the dataplane's check that way.
+            Some(all @ [first, ..])
+                if first != "CMD" && first != "CMD-SHELL" && !first.is_empty() =>
+            {
+                HealthCommand::Exec(all.to_vec())
+            }
             Some(_) => {
                 self.error(
                     "healthCheck.command",
-                    "must start with \"CMD\" or \"CMD-SHELL\" followed by the command".to_owned(),
+                    "must name a command (optionally after \"CMD\" or \"CMD-SHELL\")".to_owned(),
                 );
                 return None;
             }

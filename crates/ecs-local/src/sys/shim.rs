@@ -34,7 +34,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, setns, unshare};
-use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Gid, Pid, Uid, chdir, chroot, setgid, setgroups, sethostname, setuid};
 use serde::{Deserialize, Serialize};
@@ -47,18 +47,6 @@ pub(crate) const EXIT_SETUP_FAILED: u8 = 125;
 pub(crate) const EXIT_CANNOT_EXECUTE: u8 = 126;
 /// The exit code when the program does not exist.
 pub(crate) const EXIT_NOT_FOUND: u8 = 127;
-
-/// The signals the shim and the init pass on.
-const FORWARDED: &[Signal] = &[
-    Signal::SIGHUP,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGTERM,
-    Signal::SIGWINCH,
-    Signal::SIGALRM,
-];
 
 /// What the shim needs to start a container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +91,9 @@ pub(crate) struct ProcessSpec {
     pub(crate) user: ResolvedUser,
     /// Resource limits: name, soft, hard.
     pub(crate) rlimits: Vec<(String, u64, u64)>,
+    /// The shim's pid (as the host sees it), filled in by the shim for the init.
+    #[serde(default)]
+    pub(crate) parent_pid: Option<u32>,
 }
 
 /// What a health check run needs.
@@ -127,13 +118,16 @@ fn read_stdin<T: for<'de> Deserialize<'de>>() -> Result<T, String> {
     serde_json::from_str(&text).map_err(|e| format!("decoding instructions: {e}"))
 }
 
-fn signal_set() -> SigSet {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGCHLD);
-    for signal in FORWARDED {
-        set.add(*signal);
+/// The Rust runtime ignores SIGPIPE, and an ignored signal stays ignored across `exec`; a handled
+/// one does not. Installing a handler (through tokio) gives the next program the default.
+fn default_sigpipe_after_exec() {
+    if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    {
+        let _guard = runtime.enter();
+        let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::pipe());
     }
-    set
 }
 
 /// Exit code for a wait status: the code, or 128+N for signal N.
@@ -156,56 +150,103 @@ pub(crate) fn shim_main() -> ExitCode {
     if let Err(e) = enter_container(&spec) {
         return fail("setting up the container", e);
     }
-    // Signals are taken synchronously from here on; the init starts with an empty mask (the
-    // standard library resets it in the child).
-    let signals = signal_set();
-    if let Err(e) = signals.thread_block() {
-        return fail("blocking signals", e);
-    }
-    let mut child = match Command::new("/proc/self/exe")
-        .args(&spec.init_args)
-        .stdin(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => return fail("starting the container's init", e),
-    };
-    let init = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
-    if let Some(mut stdin) = child.stdin.take() {
-        let text = serde_json::to_string(&spec.process).unwrap_or_default();
-        if let Err(e) = stdin.write_all(text.as_bytes()) {
-            let _ = kill(init, Signal::SIGKILL);
-            return fail("instructing the container's init", e);
-        }
-    }
-    relay_until_exit(&signals, init, false)
+    let mut process = spec.process.clone();
+    process.parent_pid = Some(std::process::id());
+    let input = serde_json::to_string(&process).unwrap_or_default();
+    let mut command = Command::new("/proc/self/exe");
+    command.args(&spec.init_args).stdin(Stdio::piped());
+    relay(command, Some(input), false)
 }
 
-/// Forwards signals to `child` until it exits; with `reap_all`, reaps every child (PID 1's duty).
-fn relay_until_exit(signals: &SigSet, child: Pid, reap_all: bool) -> ExitCode {
-    loop {
-        let signal = match signals.wait() {
-            Ok(signal) => signal,
-            Err(_) => continue,
+/// Starts `command` and passes it the forwarded signals until it exits; exits with its status.
+/// With `reap_all` (PID 1's duty), also reaps every orphan that ends up a child.
+///
+/// Signals are caught with handlers rather than blocked: the child starts with an empty signal mask,
+/// and the dispositions it inherits are handled ones, which `exec` turns back into the defaults
+/// (SIGPIPE included, which the Rust runtime would otherwise pass on as ignored).
+fn relay(mut command: Command, input: Option<String>, reap_all: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail("starting the signal relay", e),
+    };
+    runtime.block_on(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |signal_kind: Signal| signal(SignalKind::from_raw(signal_kind as i32));
+        let streams = (
+            listen(Signal::SIGHUP),
+            listen(Signal::SIGINT),
+            listen(Signal::SIGQUIT),
+            listen(Signal::SIGUSR1),
+            listen(Signal::SIGUSR2),
+            listen(Signal::SIGTERM),
+            listen(Signal::SIGWINCH),
+            listen(Signal::SIGALRM),
+            listen(Signal::SIGCHLD),
+            listen(Signal::SIGPIPE),
+        );
+        let (
+            Ok(mut hup),
+            Ok(mut int),
+            Ok(mut quit),
+            Ok(mut usr1),
+            Ok(mut usr2),
+            Ok(mut term),
+            Ok(mut winch),
+            Ok(mut alrm),
+            Ok(mut chld),
+            Ok(_pipe),
+        ) = streams
+        else {
+            return fail("listening for signals", "a handler could not be installed");
         };
-        if signal != Signal::SIGCHLD {
-            let _ = kill(child, signal);
-            continue;
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let program = command.get_program().to_string_lossy().into_owned();
+                return spawn_failure(&[program], &e);
+            }
+        };
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+        if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input)
+            && let Err(e) = stdin.write_all(input.as_bytes())
+        {
+            let _ = kill(pid, Signal::SIGKILL);
+            return fail("instructing the container's init", e);
         }
-        let target = if reap_all { Pid::from_raw(-1) } else { child };
         loop {
-            match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(status) => {
-                    if status.pid() == Some(child)
-                        && let Some(code) = exit_code(status)
-                    {
-                        return ExitCode::from(code);
+            let forward = tokio::select! {
+                _ = hup.recv() => Signal::SIGHUP,
+                _ = int.recv() => Signal::SIGINT,
+                _ = quit.recv() => Signal::SIGQUIT,
+                _ = usr1.recv() => Signal::SIGUSR1,
+                _ = usr2.recv() => Signal::SIGUSR2,
+                _ = term.recv() => Signal::SIGTERM,
+                _ = winch.recv() => Signal::SIGWINCH,
+                _ = alrm.recv() => Signal::SIGALRM,
+                _ = chld.recv() => Signal::SIGCHLD,
+            };
+            if forward != Signal::SIGCHLD {
+                let _ = kill(pid, forward);
+                continue;
+            }
+            let target = if reap_all { Pid::from_raw(-1) } else { pid };
+            loop {
+                match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(status) => {
+                        if status.pid() == Some(pid)
+                            && let Some(code) = exit_code(status)
+                        {
+                            return ExitCode::from(code);
+                        }
                     }
                 }
             }
         }
-    }
+    })
 }
 
 fn enter_container(spec: &LaunchSpec) -> Result<(), String> {
@@ -427,10 +468,6 @@ pub(crate) fn init_main() -> ExitCode {
         Ok(spec) => spec,
         Err(e) => return fail("init", e),
     };
-    let signals = signal_set();
-    if let Err(e) = signals.thread_block() {
-        return fail("blocking signals", e);
-    }
     for (name, soft, hard) in &spec.rlimits {
         if let Err(e) = set_rlimit(name, *soft, *hard) {
             eprintln!("consul-ecs-local: warning: ulimit {name}: {e}");
@@ -443,15 +480,19 @@ pub(crate) fn init_main() -> ExitCode {
     if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
         return fail("asking for SIGKILL when the shim dies", e);
     }
+    // The shim may have died before that request: then this process was already handed to another
+    // parent, and must not start the program. (The host's /proc numbers the parent the host's way.)
+    if let Some(parent) = spec.parent_pid
+        && host_parent_pid() != Some(parent)
+    {
+        return fail("init", "the shim is gone");
+    }
     if let Err(e) = chdir(spec.cwd.as_str()) {
         return fail(&format!("chdir {}", spec.cwd), e);
     }
-    let child = match process_command(&spec).stdin(Stdio::null()).spawn() {
-        Ok(child) => child,
-        Err(e) => return spawn_failure(&spec.argv, &e),
-    };
-    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
-    relay_until_exit(&signals, pid, true)
+    let mut command = process_command(&spec);
+    command.stdin(Stdio::null());
+    relay(command, None, true)
 }
 
 /// The join role (health checks).
@@ -480,6 +521,7 @@ pub(crate) fn join_main() -> ExitCode {
     if let Err(e) = become_user(&spec.process.user) {
         return fail("switching user", e);
     }
+    default_sigpipe_after_exec();
     let error = process_command(&spec.process).exec();
     spawn_failure(&spec.process.argv, &error)
 }
@@ -505,6 +547,15 @@ fn spawn_failure(argv: &[String], error: &std::io::Error) -> ExitCode {
         std::io::ErrorKind::PermissionDenied => ExitCode::from(EXIT_CANNOT_EXECUTE),
         _ => ExitCode::from(EXIT_SETUP_FAILED),
     }
+}
+
+/// This process's parent as the host's /proc shows it.
+fn host_parent_pid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("PPid:"))
+        .and_then(|pid| pid.trim().parse().ok())
 }
 
 fn become_user(user: &ResolvedUser) -> Result<(), String> {
