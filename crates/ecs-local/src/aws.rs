@@ -81,6 +81,7 @@ impl SecretResolver for StaticSecrets {
 #[derive(Debug)]
 pub struct AwsSecrets {
     region: String,
+    endpoint: Option<String>,
     credentials: tokio::sync::OnceCell<Credentials>,
 }
 
@@ -89,8 +90,21 @@ impl AwsSecrets {
     pub fn new(region: impl Into<String>) -> Self {
         Self {
             region: region.into(),
+            endpoint: None,
             credentials: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Sends every call to `url` (such as a moto server) instead of the environment's endpoints.
+    pub fn with_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+
+    /// Signs with `credentials` instead of the default credential chain.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = tokio::sync::OnceCell::new_with(Some(credentials));
+        self
     }
 }
 
@@ -197,7 +211,12 @@ impl SecretResolver for AwsSecrets {
                     if let Some(id) = version_id {
                         body["VersionId"] = Value::from(id);
                     }
-                    let endpoint = endpoint("SECRETS_MANAGER", "secretsmanager", &region);
+                    let endpoint = endpoint(
+                        self.endpoint.as_deref(),
+                        "SECRETS_MANAGER",
+                        "secretsmanager",
+                        &region,
+                    );
                     let reply = call_json(
                         "secretsmanager",
                         &region,
@@ -230,7 +249,7 @@ impl SecretResolver for AwsSecrets {
                 }
                 SecretSource::Ssm { region, name } => {
                     let region = region.unwrap_or_else(|| self.region.clone());
-                    let endpoint = endpoint("SSM", "ssm", &region);
+                    let endpoint = endpoint(self.endpoint.as_deref(), "SSM", "ssm", &region);
                     let reply = call_json(
                         "ssm",
                         &region,
@@ -252,11 +271,13 @@ impl SecretResolver for AwsSecrets {
     }
 }
 
-/// The endpoint for a service, honouring the SDKs' environment overrides.
-fn endpoint(env_suffix: &str, host_prefix: &str, region: &str) -> String {
+/// The endpoint for a service: the one given, else the SDKs' environment overrides, else AWS's.
+fn endpoint(given: Option<&str>, env_suffix: &str, host_prefix: &str, region: &str) -> String {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let ignore = var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v == "true");
-    let configured = if ignore {
+    let configured = if let Some(given) = given {
+        Some(given.to_owned())
+    } else if ignore {
         None
     } else {
         var(&format!("AWS_ENDPOINT_URL_{env_suffix}")).or_else(|| var("AWS_ENDPOINT_URL"))
@@ -416,6 +437,7 @@ impl RoleCredentialsProvider for StaticRoleCredentials {
 #[derive(Debug)]
 pub struct AssumeRole {
     region: String,
+    endpoint: Option<String>,
     credentials: tokio::sync::OnceCell<Credentials>,
 }
 
@@ -424,8 +446,21 @@ impl AssumeRole {
     pub fn new(region: impl Into<String>) -> Self {
         Self {
             region: region.into(),
+            endpoint: None,
             credentials: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Sends the calls to `url` (such as a moto server) instead of the environment's endpoint.
+    pub fn with_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+
+    /// Signs with `credentials` instead of the default credential chain.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = tokio::sync::OnceCell::new_with(Some(credentials));
+        self
     }
 }
 
@@ -452,7 +487,7 @@ impl RoleCredentialsProvider for AssumeRole {
                 ("RoleSessionName", session_name),
                 ("DurationSeconds", "3600"),
             ]);
-            let url = endpoint("STS", "sts", &self.region);
+            let url = endpoint(self.endpoint.as_deref(), "STS", "sts", &self.region);
             let headers = [(
                 "Content-Type",
                 "application/x-www-form-urlencoded; charset=utf-8",

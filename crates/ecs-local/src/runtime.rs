@@ -181,6 +181,32 @@ impl Runtime {
         self.config.network.gateway()
     }
 
+    /// Creates the bridge now, so services of the host (a dev server, moto) can listen on the
+    /// gateway address before the first task starts, and keeps it when the last task stops; returns
+    /// the gateway address. Call [`Runtime::release_network`] when done. (Without this, tasks create
+    /// the bridge on demand and the last one to stop removes it.)
+    pub fn prepare_network(&self) -> Result<Ipv4Addr, RuntimeError> {
+        let _lock = self.state.lock()?;
+        let owned = network::ensure_bridge(&self.config.network)?;
+        if owned || self.state.root().join("network.json").exists() {
+            self.state.remember_bridge(
+                &self.config.network.bridge,
+                &self.config.network.subnet,
+                true,
+            )?;
+        }
+        Ok(self.gateway())
+    }
+
+    /// Removes the bridge if this state directory made it and no task of it is running, undoing
+    /// [`Runtime::prepare_network`].
+    pub fn release_network(&self) {
+        if let Ok(_lock) = self.state.lock() {
+            self.state.unpin_bridge();
+            self.state.release_bridge_if_unused("");
+        }
+    }
+
     /// Checks a definition against the image table and the users of this machine, starting nothing.
     pub fn check(&self, def: &TaskDefinition, options: &TaskOptions) -> Result<(), RuntimeError> {
         plan::plan(def, &self.config.images, &self.config.launcher, options)?;
@@ -280,8 +306,11 @@ impl Runtime {
             let _lock = self.state.lock()?;
             if own_network {
                 if network::ensure_bridge(&config.network)? {
-                    self.state
-                        .remember_bridge(&config.network.bridge, &config.network.subnet)?;
+                    self.state.remember_bridge(
+                        &config.network.bridge,
+                        &config.network.subnet,
+                        false,
+                    )?;
                 }
                 record.ip = Some(self.state.allocate_ip(&config.network.subnet)?);
             }

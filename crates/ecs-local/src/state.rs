@@ -156,6 +156,9 @@ impl TaskRecord {
 struct NetworkRecord {
     bridge: String,
     subnet: String,
+    /// Kept when the last task stops (an embedder prepared it for services of its own).
+    #[serde(default)]
+    pinned: bool,
 }
 
 /// A problem with the state directory.
@@ -343,23 +346,42 @@ impl StateDir {
             .ok_or(StateError::AddressesExhausted(*subnet))
     }
 
-    /// Records that this state directory created `bridge` (call with the lock held).
+    /// Records that this state directory created `bridge` (call with the lock held). A pinned
+    /// bridge stays when the last task stops, until [`StateDir::unpin_bridge`].
     pub(crate) fn remember_bridge(
         &self,
         bridge: &str,
         subnet: &Ipv4Cidr,
+        pinned: bool,
     ) -> Result<(), StateError> {
         let path = self.root.join("network.json");
+        let pinned = pinned || self.network_record().is_some_and(|r| r.pinned);
         let record = NetworkRecord {
             bridge: bridge.to_owned(),
             subnet: subnet.to_string(),
+            pinned,
         };
         let text = serde_json::to_vec_pretty(&record).unwrap_or_default();
         std::fs::write(&path, text).map_err(io_error(&path))
     }
 
-    /// Removes the bridge this state directory created when no active task is left (call with the
-    /// lock held). `leaving` is a task that is on its way out and does not count.
+    fn network_record(&self) -> Option<NetworkRecord> {
+        let text = std::fs::read_to_string(self.root.join("network.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Lets the bridge go with the last task again (call with the lock held).
+    pub(crate) fn unpin_bridge(&self) {
+        if let Some(mut record) = self.network_record() {
+            record.pinned = false;
+            let text = serde_json::to_vec_pretty(&record).unwrap_or_default();
+            let _ = std::fs::write(self.root.join("network.json"), text);
+        }
+    }
+
+    /// Removes the bridge this state directory created when no active task is left and it is not
+    /// pinned (call with the lock held). `leaving` is a task that is on its way out and does not
+    /// count.
     pub(crate) fn release_bridge_if_unused(&self, leaving: &str) {
         let busy = self
             .list()
@@ -368,14 +390,14 @@ impl StateDir {
         if busy {
             return;
         }
-        let path = self.root.join("network.json");
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        let Some(record) = self.network_record() else {
             return;
         };
-        if let Ok(record) = serde_json::from_str::<NetworkRecord>(&text) {
-            crate::network::delete_bridge(&record.bridge);
+        if record.pinned {
+            return;
         }
-        let _ = std::fs::remove_file(&path);
+        crate::network::delete_bridge(&record.bridge);
+        let _ = std::fs::remove_file(self.root.join("network.json"));
     }
 }
 

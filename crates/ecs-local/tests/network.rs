@@ -139,3 +139,40 @@ async fn the_metadata_endpoint_answers_inside_the_task_with_its_own_document() {
     let record = task.stop().await;
     assert_clean(&record, h.runtime.state().root()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_can_be_prepared_before_any_task_and_released_after() {
+    let h = Harness::new(22);
+    let bridge = common::network(22).bridge;
+    let gateway = h.runtime.prepare_network().unwrap();
+    assert_eq!(gateway.to_string(), "198.19.122.1");
+    assert!(link_exists(&bridge));
+    // A host service can listen on the gateway before tasks exist, and tasks reach it there.
+    let listener = tokio::net::TcpListener::bind((gateway, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+                .await;
+        }
+    });
+    let task = h
+        .runtime
+        .start_task(
+            &def(&fake_service("c", &format!("http://{gateway}:{port}/")).to_string()),
+            TaskOptions::default(),
+        )
+        .await
+        .unwrap();
+    let body = http_get_eventually(SocketAddr::from((task.ip().unwrap(), 9090)), "/").await;
+    let reply: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(reply["upstream_calls"][0]["code"], 200, "{reply}");
+    let record = task.stop().await;
+    assert_clean(&record, h.runtime.state().root()).await;
+    // Prepared, so the bridge outlives the last task until released.
+    assert!(link_exists(&bridge));
+    h.runtime.release_network();
+    assert!(!link_exists(&bridge));
+}

@@ -76,6 +76,11 @@ impl Drop for Harness {
 
 impl Harness {
     pub fn new(n: u8) -> Self {
+        Self::configured(n, |_| {})
+    }
+
+    /// A runtime for test `n`, with changes to the test configuration.
+    pub fn configured(n: u8, change: impl FnOnce(&mut RuntimeConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let launcher = Launcher {
             program: program(),
@@ -94,6 +99,7 @@ impl Harness {
             "test-token",
         )));
         config.cluster = "local".to_owned();
+        change(&mut config);
         let runtime = Runtime::new(config).unwrap();
         Self { dir, runtime }
     }
