@@ -80,7 +80,7 @@ pub struct RunArgs {
     /// Maps an image to a program: IMAGE=PROGRAM (repeatable; IMAGE may end in *)
     #[arg(long = "image-map", value_name = "IMAGE=PROGRAM")]
     pub image_map: Vec<String>,
-    /// A JSON image map: {"images": {"<image>": {"entryPoint": [...], "command": [...], ...}}}
+    /// A JSON image map: {"images": {"IMAGE": {"entryPoint": [...], "command": [...], ...}}}
     #[arg(long, value_name = "FILE")]
     pub image_map_file: Option<PathBuf>,
     /// Starts the tasks under background supervisors and returns
