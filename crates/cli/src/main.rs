@@ -50,6 +50,9 @@ enum Command {
     /// Works with CONSUL_ECS_CONFIG_JSON
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Runs ECS task definitions as local processes, one network namespace per task (Linux, root)
+    #[command(subcommand)]
+    Local(consul_ecs_local::cli::LocalCommand),
     /// Prints the version
     Version(version::Args),
 }
@@ -78,6 +81,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::NetDial(a) => net_dial::run(&a),
         Command::Config(c) => config_cmd::run(c),
+        // The runtime calls this binary back for its hidden `local` commands (container shims).
+        Command::Local(c) => consul_ecs_local::cli::run(c, &["local"]),
         Command::DevServer(a) => run_async(devserver::run(*a)),
         Command::Version(_) => print_stdout(&format!("{}\n", version::human_version())),
         Command::EnvoyEntrypoint(a) => {

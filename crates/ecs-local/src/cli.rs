@@ -28,7 +28,7 @@ const DETACH_PATIENCE: Duration = Duration::from_secs(120);
 #[derive(Debug, Subcommand)]
 pub enum LocalCommand {
     /// Runs ECS task definitions as local processes (in the foreground unless --detach)
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Lists tasks
     Ps(PsArgs),
     /// Prints the output of a task's containers
