@@ -130,7 +130,9 @@ pub(crate) fn plan(
             };
             env.push(("PATH".to_owned(), path));
         }
-        env.push(("HOME".to_owned(), user.home.clone()));
+        if !env.iter().any(|(k, _)| k == "HOME") {
+            env.push(("HOME".to_owned(), user.home.clone()));
+        }
         env.extend(container.environment.iter().cloned());
         env.extend(options.environment.iter().cloned());
         if let Some(overrides) = options.container_environment.get(&container.name) {
