@@ -638,6 +638,12 @@ impl RunningTask {
         self.record.clone()
     }
 
+    /// A receiver that sees every change of the metadata document (the last one is the stopped
+    /// task's).
+    pub fn subscribe_metadata(&self) -> watch::Receiver<TaskMetadata> {
+        self.metadata.clone()
+    }
+
     /// Waits until `condition` holds for the record, or the task has stopped; returns the record.
     pub async fn wait_until(
         &mut self,

@@ -283,3 +283,37 @@ fn without_root_the_runtime_refuses_to_start() {
         "{stderr}"
     );
 }
+
+#[test]
+fn logs_follow_until_the_task_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let taskdef = write(
+        dir.path(),
+        "t.json",
+        &json!({"family": "chatty", "containerDefinitions": [
+            {"name": "app", "image": "sh", "command": ["-c",
+                "for i in 1 2 3 4 5; do echo line $i; sleep 0.2; done"]}
+        ]}),
+    );
+    let mut args = vec!["run", "-d"];
+    let net = net_args(34);
+    args.extend(net.iter().map(String::as_str));
+    args.push(&taskdef);
+    let run = cli(&state, &args);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let id = text(&run.stdout).trim().to_owned();
+    // Follows while the task runs, and returns once it has stopped and everything was printed.
+    let follow = cli(&state, &["logs", "-f", &id]);
+    assert!(follow.status.success(), "{}", text(&follow.stderr));
+    assert_eq!(
+        text(&follow.stdout),
+        "line 1\nline 2\nline 3\nline 4\nline 5\n"
+    );
+    let ps = text(&cli(&state, &["ps", "-a"]).stdout);
+    assert!(
+        ps.contains("STOPPED") && ps.contains("app:STOPPED(0)"),
+        "{ps}"
+    );
+    assert!(!link_exists(&network(34).bridge));
+}

@@ -533,3 +533,78 @@ fn ending_the_supervision_mid_task_kills_the_containers_and_removes_the_namespac
     check.block_on(assert_clean(&record, h.runtime.state().root()));
     assert!(!link_exists(&common::network(11).bridge));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_statuses_follow_pending_running_stopped() {
+    let h = Harness::new(12);
+    let out = h.host_dir("out");
+    let mut gate = sh("gate", false, "exec sleep 30");
+    gate["mountPoints"] = json!([{"sourceVolume": "out", "containerPath": "/out"}]);
+    gate["healthCheck"] =
+        json!({"command": ["CMD-SHELL", "test -f /out/open"], "interval": 0.2, "retries": 1});
+    let mut app = sh("app", true, "exec sleep 30");
+    app["dependsOn"] = json!([{"containerName": "gate", "condition": "HEALTHY"}]);
+    let task_def = json!({
+        "family": "statuses",
+        "volumes": [{"name": "out", "host": {"sourcePath": out.display().to_string()}}],
+        "containerDefinitions": [app, gate],
+    });
+    let mut task = h
+        .runtime
+        .start_task(&def(&task_def.to_string()), TaskOptions::default())
+        .await
+        .unwrap();
+    let mut documents = task.subscribe_metadata();
+    task.wait_until(|r| r.container("gate").unwrap().health == Some(Health::Unhealthy))
+        .await;
+    let waiting = task.metadata();
+    assert_eq!(waiting.known_status, "PENDING");
+    assert_eq!(waiting.desired_status, "RUNNING");
+    let app_doc = waiting.container("app").unwrap();
+    assert_eq!(
+        (
+            app_doc.known_status.as_str(),
+            app_doc.desired_status.as_str()
+        ),
+        ("PENDING", "RUNNING")
+    );
+    assert!(app_doc.started_at.is_none());
+    assert_eq!(waiting.container("gate").unwrap().known_status, "RUNNING");
+    // The dependency becomes healthy; the app starts and the task is RUNNING.
+    std::fs::write(out.join("open"), b"").unwrap();
+    task.wait_until(|r| r.last_status == Status::Running).await;
+    let running = task.metadata();
+    assert_eq!(running.known_status, "RUNNING");
+    let app_doc = running.container("app").unwrap();
+    assert_eq!(app_doc.known_status, "RUNNING");
+    assert!(app_doc.started_at.is_some());
+    assert_eq!(
+        running
+            .container("gate")
+            .unwrap()
+            .health
+            .as_ref()
+            .unwrap()
+            .status,
+        "HEALTHY"
+    );
+    let record = task.stop().await;
+    let stopped = documents.borrow_and_update().clone();
+    assert_eq!(
+        (
+            stopped.known_status.as_str(),
+            stopped.desired_status.as_str()
+        ),
+        ("STOPPED", "STOPPED")
+    );
+    assert!(stopped.execution_stopped_at.is_some());
+    for name in ["app", "gate"] {
+        let container = stopped.container(name).unwrap();
+        assert_eq!(container.known_status, "STOPPED");
+        assert_eq!(container.desired_status, "STOPPED");
+        // SIGTERM: 128 + 15.
+        assert_eq!(container.exit_code, Some(143), "{name}");
+        assert!(container.finished_at.is_some());
+    }
+    assert_clean(&record, h.runtime.state().root()).await;
+}
