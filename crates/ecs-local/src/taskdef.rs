@@ -508,6 +508,21 @@ impl Reader {
         }
     }
 
+    /// ECS names (families, containers, volumes): 1 to 255 letters, digits, `_` and `-`.
+    fn check_name(&mut self, name: &str, field: &str) -> bool {
+        let ok = name.len() <= 255
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok {
+            self.error(
+                field,
+                format!("{name:?} is not a name (up to 255 letters, digits, _ and -)"),
+            );
+        }
+        ok
+    }
+
     fn object<'v>(&mut self, value: &'v Value, field: &str) -> Option<&'v Map<String, Value>> {
         match value {
             Value::Object(map) => Some(map),
@@ -671,7 +686,9 @@ impl Reader {
         }
         let known: Vec<&str> = TASK_SUPPORTED.iter().chain(TASK_IGNORED).copied().collect();
         self.check_keys(object, "", &known, TASK_REFUSED);
-        let family = self.required_string(object, "family", "");
+        let family = self
+            .required_string(object, "family", "")
+            .filter(|n| self.check_name(n, "family"));
         let revision = match Self::get(object, "revision") {
             None => 1,
             Some(value) => match value.as_u64().and_then(|n| u32::try_from(n).ok()) {
@@ -799,7 +816,10 @@ impl Reader {
                     ("fsxWindowsFileServerVolumeConfiguration", "FSx volumes"),
                 ],
             );
-            let Some(name) = self.required_string(volume, "name", &path) else {
+            let Some(name) = self
+                .required_string(volume, "name", &path)
+                .filter(|n| self.check_name(n, &format!("{path}.name")))
+            else {
                 continue;
             };
             if !seen.insert(name.clone()) {
@@ -878,7 +898,9 @@ impl Reader {
             .copied()
             .collect();
         self.check_keys(object, "", &known, CONTAINER_REFUSED);
-        let name = self.required_string(object, "name", "");
+        let name = self
+            .required_string(object, "name", "")
+            .filter(|n| self.check_name(n, "name"));
         let image = self.required_string(object, "image", "");
         let essential = self.bool(object, "essential", "").unwrap_or(true);
         let entry_point = self.strings(object, "entryPoint", "");

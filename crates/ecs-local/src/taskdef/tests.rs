@@ -210,6 +210,17 @@ fn bad_values_are_refused_with_their_path() {
         &[r#"container "app": portMappings[0].containerPort: 70000 is not a port"#],
     );
     check(
+        &task(r#"{"name":"../up","image":"x"}"#),
+        &[r#"container "../up": name: "../up" is not a name (up to 255 letters, digits, _ and -)"#],
+    );
+    check(
+        r#"{"family":"a b","volumes":[{"name":"v/1"}],"containerDefinitions":[{"name":"a","image":"x"}]}"#,
+        &[
+            r#"task definition: family: "a b" is not a name (up to 255 letters, digits, _ and -)"#,
+            r#"task definition: volumes[0].name: "v/1" is not a name (up to 255 letters, digits, _ and -)"#,
+        ],
+    );
+    check(
         &task(r#"{"image":"x"}"#),
         &[r#"container "containerDefinitions[0]": name: is required"#],
     );
