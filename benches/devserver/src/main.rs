@@ -174,7 +174,8 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     println!(
         "Both servers ran one at a time on loopback with durable (fsynced) writes to fresh temporary \
          directories on the same disk. This machine ({} CPUs) is shared and noisy: repeat runs vary, \
-         so read differences under ~20% as noise.",
+         by tens of percent when the load average is above the CPU count; compare within one run and \
+         repeat it.",
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     Ok(())
