@@ -96,36 +96,71 @@ pub(crate) fn node_checks<'a>(
         .map(|(_, c)| c)
 }
 
+/// The instances under `keys`, as (node, instance), skipping any whose node is gone.
+fn instances_at<'a>(
+    t: &'a Tables,
+    keys: Option<&std::collections::BTreeSet<super::InstanceKey>>,
+) -> Vec<(&'a Node, &'a NodeService)> {
+    keys.into_iter()
+        .flatten()
+        .filter_map(|k| {
+            let s = t.services.get(k)?;
+            t.nodes.get(&k.0).map(|node| (node, s))
+        })
+        .collect()
+}
+
 /// Every instance of a service, as (node, instance), in node then ID order.
 pub(crate) fn service_instances<'a>(t: &'a Tables, name: &str) -> Vec<(&'a Node, &'a NodeService)> {
-    let name = lc(name);
-    t.services
-        .iter()
-        .filter(|(_, s)| lc(&s.service) == name)
-        .filter_map(|((n, _), s)| t.nodes.get(n).map(|node| (node, s)))
-        .collect()
+    instances_at(t, t.idx.by_service.get(&lc(name)))
 }
 
 /// The Connect-capable instances serving a service: its sidecar proxies and its native instances.
 pub(crate) fn connect_instances<'a>(t: &'a Tables, name: &str) -> Vec<(&'a Node, &'a NodeService)> {
-    let name = lc(name);
-    t.services
-        .iter()
-        .filter(|(_, s)| s.connect_target().is_some_and(|target| lc(target) == name))
-        .filter_map(|((n, _), s)| t.nodes.get(n).map(|node| (node, s)))
-        .collect()
+    instances_at(t, t.idx.by_connect.get(&lc(name)))
 }
 
-/// The checks that decide an instance's health: the node's own checks and the instance's checks.
+/// The checks of one instance (not the node's own), in check ID order.
+fn own_checks<'a>(
+    t: &'a Tables,
+    node_lc: &str,
+    id_lc: &str,
+) -> impl Iterator<Item = &'a HealthCheck> + 'a {
+    let key = (node_lc.to_owned(), id_lc.to_owned());
+    let node = key.0.clone();
+    t.idx
+        .instance_checks
+        .get(&key)
+        .into_iter()
+        .flatten()
+        .filter_map(move |c| t.checks.get(&(node.clone(), c.clone())))
+}
+
+/// The checks that decide an instance's health: the node's own checks and the instance's checks, in
+/// check ID order.
 pub(crate) fn instance_checks<'a>(
     t: &'a Tables,
     node: &str,
     service_id: &str,
 ) -> Vec<&'a HealthCheck> {
     let node_lc = lc(node);
-    let id = lc(service_id);
-    node_checks(t, &node_lc)
-        .filter(|c| c.service_id.is_empty() || lc(&c.service_id) == id)
+    let mut ids: Vec<&'a String> = t
+        .idx
+        .node_checks
+        .get(&node_lc)
+        .into_iter()
+        .flatten()
+        .chain(
+            t.idx
+                .instance_checks
+                .get(&(node_lc.clone(), lc(service_id)))
+                .into_iter()
+                .flatten(),
+        )
+        .collect();
+    ids.sort_unstable();
+    ids.into_iter()
+        .filter_map(|id| t.checks.get(&(node_lc.clone(), id.clone())))
         .collect()
 }
 
@@ -498,7 +533,7 @@ fn plan_delete_service(t: &Tables, plan: &mut Plan, node: &str, id: &str) {
         .unwrap_or_else(|| node.to_owned());
     touch_instance(plan, &node_name, svc);
     plan.touch(Topic::Services);
-    for c in node_checks(t, &node_lc).filter(|c| lc(&c.service_id) == lc(&svc.id)) {
+    for c in own_checks(t, &node_lc, &lc(&svc.id)) {
         plan.touch(Topic::Checks);
         plan.push(Mutation::DeleteCheck {
             node: node_name.clone(),

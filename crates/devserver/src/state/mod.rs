@@ -16,6 +16,8 @@
 pub(crate) mod ca;
 pub(crate) mod catalog;
 pub(crate) mod config_entries;
+#[cfg(test)]
+mod index_tests;
 pub(crate) mod intentions;
 pub(crate) mod kv;
 mod persist;
@@ -150,6 +152,81 @@ pub(crate) struct Tables {
     pub(crate) ext: BTreeMap<String, BTreeMap<String, Value>>,
     /// The last index that touched each topic.
     pub(crate) topics: HashMap<Topic, u64>,
+    /// Derived lookups, kept in step with the tables above by [`Tables::apply`].
+    pub(crate) idx: Indexes,
+}
+
+/// An instance key: (lower-cased node, lower-cased service ID), as in [`Tables::services`].
+pub(crate) type InstanceKey = (String, String);
+
+/// Lookups derived from the tables so that a query for one service or one instance does not walk the
+/// whole catalog. Every key is lower-cased with `str::to_lowercase`, as the scans they replace compared.
+/// Maintained only by [`Tables::apply`], which snapshot loading and log replay go through too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Indexes {
+    /// Lower-cased service name → the instances with that name.
+    pub(crate) by_service: HashMap<String, BTreeSet<InstanceKey>>,
+    /// Lower-cased Connect target → the Connect-capable instances (sidecars, native) serving it.
+    pub(crate) by_connect: HashMap<String, BTreeSet<InstanceKey>>,
+    /// (Lower-cased node, lower-cased service ID of the check) → lower-cased IDs of the instance's checks.
+    pub(crate) instance_checks: HashMap<InstanceKey, BTreeSet<String>>,
+    /// Lower-cased node → lower-cased IDs of its node-level checks (no service ID).
+    pub(crate) node_checks: HashMap<String, BTreeSet<String>>,
+}
+
+fn index_add<K: std::hash::Hash + Eq, V: Ord>(map: &mut HashMap<K, BTreeSet<V>>, key: K, v: V) {
+    map.entry(key).or_default().insert(v);
+}
+
+fn index_remove<K, V>(map: &mut HashMap<K, BTreeSet<V>>, key: &K, v: &V)
+where
+    K: std::hash::Hash + Eq,
+    V: Ord,
+{
+    if let Some(set) = map.get_mut(key) {
+        set.remove(v);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+impl Indexes {
+    fn add_service(&mut self, key: &InstanceKey, s: &NodeService) {
+        index_add(&mut self.by_service, s.service.to_lowercase(), key.clone());
+        if let Some(target) = s.connect_target() {
+            index_add(&mut self.by_connect, target.to_lowercase(), key.clone());
+        }
+    }
+
+    fn remove_service(&mut self, key: &InstanceKey, s: &NodeService) {
+        index_remove(&mut self.by_service, &s.service.to_lowercase(), key);
+        if let Some(target) = s.connect_target() {
+            index_remove(&mut self.by_connect, &target.to_lowercase(), key);
+        }
+    }
+
+    fn add_check(&mut self, node_lc: &str, id_lc: &str, c: &HealthCheck) {
+        if c.service_id.is_empty() {
+            index_add(&mut self.node_checks, node_lc.to_owned(), id_lc.to_owned());
+        } else {
+            let key = (node_lc.to_owned(), c.service_id.to_lowercase());
+            index_add(&mut self.instance_checks, key, id_lc.to_owned());
+        }
+    }
+
+    fn remove_check(&mut self, node_lc: &str, id_lc: &str, c: &HealthCheck) {
+        if c.service_id.is_empty() {
+            index_remove(
+                &mut self.node_checks,
+                &node_lc.to_owned(),
+                &id_lc.to_owned(),
+            );
+        } else {
+            let key = (node_lc.to_owned(), c.service_id.to_lowercase());
+            index_remove(&mut self.instance_checks, &key, &id_lc.to_owned());
+        }
+    }
 }
 
 impl Tables {
@@ -170,22 +247,33 @@ impl Tables {
                 Mutation::PutService { node, service } => {
                     let key = (node.to_lowercase(), service.id.to_lowercase());
                     self.service_nodes.insert(key.clone(), node.clone());
-                    self.services.insert(key, service.clone());
+                    if let Some(old) = self.services.insert(key.clone(), service.clone()) {
+                        self.idx.remove_service(&key, &old);
+                    }
+                    self.idx.add_service(&key, service);
                 }
                 Mutation::DeleteService { node, id } => {
                     let key = (node.to_lowercase(), id.to_lowercase());
-                    self.services.remove(&key);
+                    if let Some(old) = self.services.remove(&key) {
+                        self.idx.remove_service(&key, &old);
+                    }
                     self.service_nodes.remove(&key);
                 }
                 Mutation::PutCheck(c) => {
-                    self.checks.insert(
-                        (c.node.to_lowercase(), c.check_id.to_lowercase()),
-                        c.clone(),
-                    );
+                    let (node_lc, id_lc) = (c.node.to_lowercase(), c.check_id.to_lowercase());
+                    if let Some(old) = self
+                        .checks
+                        .insert((node_lc.clone(), id_lc.clone()), c.clone())
+                    {
+                        self.idx.remove_check(&node_lc, &id_lc, &old);
+                    }
+                    self.idx.add_check(&node_lc, &id_lc, c);
                 }
                 Mutation::DeleteCheck { node, id } => {
-                    self.checks
-                        .remove(&(node.to_lowercase(), id.to_lowercase()));
+                    let (node_lc, id_lc) = (node.to_lowercase(), id.to_lowercase());
+                    if let Some(old) = self.checks.remove(&(node_lc.clone(), id_lc.clone())) {
+                        self.idx.remove_check(&node_lc, &id_lc, &old);
+                    }
                 }
                 Mutation::PutKv(e) => {
                     self.kv_tombstones.remove(&e.key);
