@@ -2,11 +2,22 @@
 //!
 //! **Invariants.**
 //! - Every write goes through [`Store::write`]: a planning closure reads the current tables and produces a
-//!   list of [`Mutation`]s (or an error, and then nothing changes). The mutations are appended to the log
-//!   and synced to disk *before* they are applied in memory and before the client gets its reply, so an
-//!   acknowledged write survives a crash and a failed write leaves no trace.
-//! - Writes are serialised; each non-empty write gets the next index. The index never goes backwards, also
-//!   across restarts (it is stored with every log record and in the snapshot).
+//!   list of [`Mutation`]s (or an error, and then nothing changes). Writes are serialised (planned,
+//!   appended to the log and applied in index order under the writer lock); each non-empty write gets the
+//!   next index. The index never goes backwards, also across restarts (it is stored with every log record
+//!   and in the snapshot).
+//! - **Group commit.** The fsync is not done under the writer lock. A write appends its record to the log
+//!   file, applies it in memory and releases the lock; it is then acknowledged (and its watchers woken)
+//!   only once an fsync that started after its record was written has finished. One waiting writer at a
+//!   time runs the fsync, covering every record appended so far; the others wait for it, so concurrent
+//!   writes share one fsync. A reply to a write whose plan was empty or rejected also waits until the
+//!   state it was decided on is durable. So nothing is acknowledged before it is on disk, and a write
+//!   acknowledged survives a crash.
+//! - Because a write is applied before its fsync, readers may see it a moment before it is durable. If
+//!   the record cannot be written at all, nothing is applied. If an fsync fails, every write it was to
+//!   cover fails, and the store refuses all further writes until a restart (what is on disk is then
+//!   unknown, and Linux may have dropped the dirty pages, so a retry proves nothing); the restart recovers
+//!   exactly what reached the disk.
 //! - Applying mutations cannot fail, so replaying the log rebuilds exactly the tables that were served.
 //!
 //! Readers take a short read lock ([`Store::read`]). Blocking queries subscribe to [`Topic`]s before they
@@ -17,6 +28,8 @@ pub(crate) mod ca;
 pub(crate) mod catalog;
 pub(crate) mod config_entries;
 #[cfg(test)]
+mod group_commit_tests;
+#[cfg(test)]
 mod index_tests;
 pub(crate) mod intentions;
 pub(crate) mod kv;
@@ -26,7 +39,8 @@ mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -358,15 +372,87 @@ pub(crate) struct Store {
 struct StoreInner {
     tables: RwLock<Tables>,
     writer: Mutex<Option<persist::Log>>,
+    /// Present when the store is on disk.
+    durability: Option<Durability>,
     hub: watch::Hub,
+}
+
+/// Group commit: which indexes are on disk, and who is syncing.
+struct Durability {
+    /// A second handle on the log file, used to fsync it without holding the writer lock.
+    file: std::fs::File,
+    /// The index of the last record written to the log file (maybe not yet synced). Set under the writer
+    /// lock after the bytes are written.
+    appended: AtomicU64,
+    state: Mutex<SyncState>,
+    synced_cv: Condvar,
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Every write at or below this index is durable.
+    synced: u64,
+    /// Whether a writer is running an fsync now.
+    syncing: bool,
+    /// The error of a failed fsync; once set, no write is acknowledged again.
+    failed: Option<String>,
+}
+
+impl Durability {
+    fn failure(&self) -> Option<String> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.failed.clone()
+    }
+
+    /// Records that everything up to `index` is on disk by other means (a snapshot).
+    fn mark_synced(&self, index: u64) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.synced = st.synced.max(index);
+        drop(st);
+        self.synced_cv.notify_all();
+    }
+
+    /// Returns once the write at `index` is durable: runs an fsync if none is running, else waits for the
+    /// one running (and runs the next one if that did not cover `index`).
+    fn wait(&self, index: u64) -> Result<(), String> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if st.synced >= index {
+                return Ok(());
+            }
+            if let Some(e) = &st.failed {
+                return Err(e.clone());
+            }
+            if st.syncing {
+                st = self.synced_cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            st.syncing = true;
+            drop(st);
+            // Every record up to `target` was fully written before `appended` was set, so an fsync
+            // started now covers them all.
+            let target = self.appended.load(Ordering::Acquire);
+            let result = self.file.sync_data();
+            st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.syncing = false;
+            match result {
+                Ok(()) => st.synced = st.synced.max(target),
+                Err(e) => {
+                    tracing::error!(error = %e, "fsync of the state log failed; refusing further writes until a restart");
+                    st.failed = Some(format!("fsync of the state log failed: {e}"));
+                }
+            }
+            self.synced_cv.notify_all();
+        }
+    }
 }
 
 impl Store {
     /// Opens the store: in memory when `data_dir` is `None`, else recovered from the snapshot and log there.
     pub(crate) fn open(data_dir: Option<&Path>) -> Result<Store, Error> {
         let mut tables = Tables::default();
-        let log = match data_dir {
-            None => None,
+        let (log, durability) = match data_dir {
+            None => (None, None),
             Some(dir) => {
                 let (log, snapshot, records) = persist::Log::open(dir)?;
                 if let Some(snap) = snapshot {
@@ -380,13 +466,23 @@ impl Store {
                     tables.apply(rec.index, &rec.mutations, &mut scratch);
                 }
                 tracing::info!(index = tables.index, dir = %dir.display(), "state recovered");
-                Some(log)
+                let durability = Durability {
+                    file: log.sync_handle()?,
+                    appended: AtomicU64::new(tables.index),
+                    state: Mutex::new(SyncState {
+                        synced: tables.index,
+                        ..SyncState::default()
+                    }),
+                    synced_cv: Condvar::new(),
+                };
+                (Some(log), Some(durability))
             }
         };
         Ok(Store {
             inner: Arc::new(StoreInner {
                 tables: RwLock::new(tables),
                 writer: Mutex::new(log),
+                durability,
                 hub: watch::Hub::default(),
             }),
         })
@@ -403,22 +499,46 @@ impl Store {
         self.inner.hub.subscribe(topics)
     }
 
+    /// Waits until the write at `index` is durable (at once for a memory-only store).
+    fn wait_durable<E>(&self, index: u64) -> Result<(), WriteError<E>> {
+        match &self.inner.durability {
+            None => Ok(()),
+            Some(d) => d.wait(index).map_err(WriteError::Storage),
+        }
+    }
+
     /// Plans, persists and applies one write. Returns the index of the write (the current index when the
-    /// plan was empty) and the closure's result. This blocks on disk I/O: call it from a blocking context.
+    /// plan was empty) and the closure's result, once the write is durable. Concurrent writes share an
+    /// fsync (see the module docs). This blocks on disk I/O: call it from a blocking context.
     pub(crate) fn write<R, E>(
         &self,
         plan_fn: impl FnOnce(&Tables, u64, &mut Plan) -> Result<R, E>,
     ) -> Result<(u64, R), WriteError<E>> {
         let mut writer = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = self.inner.durability.as_ref().and_then(Durability::failure) {
+            return Err(WriteError::Storage(e));
+        }
         let mut plan = Plan::default();
         let (next, result) = {
             let tables = self.inner.tables.read().unwrap_or_else(|e| e.into_inner());
             let next = tables.index + 1;
-            let result = plan_fn(&tables, next, &mut plan).map_err(WriteError::Rejected)?;
-            if plan.is_empty() {
-                return Ok((tables.index, result));
+            let seen = tables.index;
+            match plan_fn(&tables, next, &mut plan) {
+                Err(e) => {
+                    drop(tables);
+                    drop(writer);
+                    // The refusal was decided on the state at `seen`: do not report it before that is durable.
+                    self.wait_durable::<E>(seen)?;
+                    return Err(WriteError::Rejected(e));
+                }
+                Ok(result) if plan.is_empty() => {
+                    drop(tables);
+                    drop(writer);
+                    self.wait_durable(seen)?;
+                    return Ok((seen, result));
+                }
+                Ok(result) => (next, result),
             }
-            (next, result)
         };
         let mut muts = plan.muts;
         muts.extend(plan.topics.into_iter().map(Mutation::Touch));
@@ -430,21 +550,34 @@ impl Store {
             log.append(&record)
                 .map_err(|e| WriteError::Storage(e.to_string()))?;
         }
+        if let Some(d) = &self.inner.durability {
+            d.appended.store(next, Ordering::Release);
+        }
         let mut touched = BTreeSet::new();
         {
             let mut tables = self.inner.tables.write().unwrap_or_else(|e| e.into_inner());
             tables.apply(next, &record.mutations, &mut touched);
         }
-        for t in &touched {
-            self.inner.hub.notify(t);
-        }
         if let Some(log) = writer.as_mut()
             && log.wants_compaction()
         {
             let snap = self.read(persist::Snapshot::capture);
-            if let Err(e) = log.compact(&snap) {
-                tracing::warn!(error = %e, "state compaction failed; the log keeps growing until it succeeds");
+            let snap_index = snap.index;
+            match log.compact(&snap) {
+                Ok(()) => {
+                    if let Some(d) = &self.inner.durability {
+                        d.mark_synced(snap_index);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "state compaction failed; the log keeps growing until it succeeds");
+                }
             }
+        }
+        drop(writer);
+        self.wait_durable(next)?;
+        for t in &touched {
+            self.inner.hub.notify(t);
         }
         Ok((next, result))
     }
@@ -454,7 +587,11 @@ impl Store {
         let mut writer = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(log) = writer.as_mut() {
             let snap = self.read(persist::Snapshot::capture);
+            let snap_index = snap.index;
             log.compact(&snap)?;
+            if let Some(d) = &self.inner.durability {
+                d.mark_synced(snap_index);
+            }
         }
         Ok(())
     }

@@ -4,8 +4,8 @@
 //! - `state.snapshot`: the whole state at some index, JSON, replaced atomically (write a temporary file,
 //!   fsync, rename, fsync the directory).
 //! - `state.log`: the writes after the snapshot. Each record is `u32 length (LE) | 8-byte checksum (first
-//!   bytes of SHA-256 of the payload) | payload (JSON of [`Record`])`. A record is fsynced before the write
-//!   is applied or acknowledged.
+//!   bytes of SHA-256 of the payload) | payload (JSON of [`Record`])`. A record is written before the write
+//!   is applied and fsynced (with any others written meanwhile) before it is acknowledged.
 //!
 //! On start the snapshot is loaded and the log replayed; records at or below the snapshot's index are
 //! skipped (a crash between snapshot and log truncation leaves them behind). A final record that is cut
@@ -47,7 +47,7 @@ pub(super) struct Record {
 /// The whole state at one index.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct Snapshot {
-    index: u64,
+    pub(super) index: u64,
     nodes: Vec<Node>,
     services: Vec<(String, NodeService)>,
     checks: Vec<HealthCheck>,
@@ -209,7 +209,16 @@ impl Log {
         ))
     }
 
-    /// Appends one record and syncs it to disk. On failure the file is cut back to its previous length.
+    /// A second handle on the log file, for syncing it while other records are appended.
+    pub(super) fn sync_handle(&self) -> Result<File, Error> {
+        let path = self.dir.join(LOG_FILE);
+        self.file
+            .try_clone()
+            .map_err(|e| storage(&path, "cannot duplicate the handle of log", e))
+    }
+
+    /// Appends one record, without syncing it (the store's group commit does that). On failure the file
+    /// is cut back to its previous length.
     pub(super) fn append(&mut self, rec: &Record) -> io::Result<()> {
         let payload = serde_json::to_vec(rec).map_err(io::Error::other)?;
         let len = u32::try_from(payload.len())
@@ -220,11 +229,7 @@ impl Log {
         buf.extend_from_slice(&len.to_le_bytes());
         buf.extend_from_slice(&checksum(&payload));
         buf.extend_from_slice(&payload);
-        let result = self
-            .file
-            .write_all(&buf)
-            .and_then(|()| self.file.sync_data());
-        match result {
+        match self.file.write_all(&buf) {
             Ok(()) => {
                 self.len += buf.len() as u64;
                 self.records += 1;
