@@ -143,8 +143,29 @@ pub async fn run(config: &consul_ecs_config::Config) -> Result<(), Error> {
         partition: partition.clone(),
         node_ip: metadata.node_ip().to_owned(),
     };
-    let writes = setup(&consul, &input).await?;
-    tracing::info!(writes, cluster = %cluster_arn, "controller set-up done");
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    // Consul may not be up yet (or be restarting): retry what may pass (no connection, timeouts,
+    // 5xx, 429); other set-up errors (a token without permission, ...) are fatal as upstream.
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match setup(&consul, &input).await {
+            Ok(writes) => {
+                tracing::info!(writes, cluster = %cluster_arn, "controller set-up done");
+                break;
+            }
+            Err(Error::Consul { context, source }) if source.is_retryable() => {
+                let e = Error::Consul { context, source };
+                tracing::warn!(error = %e, retry_in = ?wait, "set-up failed; retrying");
+                tokio::select! {
+                    () = &mut shutdown => return Ok(()),
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(MAX_BACKOFF);
+            }
+            Err(e) => return Err(e),
+        }
+    }
 
     let ecs = SdkEcs::new(&region).await;
     let mut reconciler = Reconciler::new(
@@ -156,7 +177,7 @@ pub async fn run(config: &consul_ecs_config::Config) -> Result<(), Error> {
             full_scan_every: DEFAULT_FULL_SCAN_EVERY,
         },
     );
-    run_loop(&mut reconciler, interval, shutdown_signal(), |_| {}).await;
+    run_loop(&mut reconciler, interval, shutdown, |_| {}).await;
     tracing::info!("controller stopped");
     Ok(())
 }
