@@ -107,6 +107,8 @@ pub async fn run_loop<E: EcsApi>(
 /// The `controller` subcommand: reads the configuration and task metadata from the environment,
 /// runs the set-up, then reconciles until SIGTERM or SIGINT (exit 0 after the current pass).
 pub async fn run(config: &consul_ecs_config::Config) -> Result<(), Error> {
+    let env = consul_ecs_mesh_init::Environment::from_process();
+    consul_ecs_mesh_init::logging::init(config.log_level, env.log_format);
     let metadata = consul_ecs_aws::TaskMetadataClient::from_env()
         .map_err(|e| Error::Metadata(e.to_string()))?
         .task()
@@ -135,7 +137,7 @@ pub async fn run(config: &consul_ecs_config::Config) -> Result<(), Error> {
             "`config.controller.partition` provided without setting `config.controller.partitionEnabled = true`".into(),
         ));
     }
-    let consul = consul_client(config)?;
+    let consul = consul_client(config, partition.clone()).await?;
     let input = SetupInput {
         cluster_arn: cluster_arn.clone(),
         account,
@@ -200,20 +202,36 @@ fn parse_interval(text: &str) -> Result<Duration, Error> {
     Ok(parsed)
 }
 
-/// The Consul client: `CONSUL_HTTP_*` variables first (the token comes only from
-/// `CONSUL_HTTP_TOKEN[_FILE]`, as upstream), then `consulServers` for the address.
-fn consul_client(config: &consul_ecs_config::Config) -> Result<consul_client::Client, Error> {
-    let mut client = consul_client::ClientConfig::from_env()
+/// The Consul client. `CONSUL_HTTP_ADDR` (with the other `CONSUL_HTTP_*` variables) names a fixed
+/// server; otherwise the first address `consulServers.hosts` resolves to (an IP, a DNS name or
+/// `exec=<command>`), with `consulServers` TLS settings. The token comes only from `CONSUL_HTTP_TOKEN`
+/// (or `CONSUL_HTTP_TOKEN_FILE`), never from a login, as upstream.
+async fn consul_client(
+    config: &consul_ecs_config::Config,
+    partition: Option<String>,
+) -> Result<consul_client::Client, Error> {
+    let env = consul_ecs_mesh_init::Environment::from_process();
+    let from_env = consul_client::ClientConfig::from_env()
         .map_err(|e| Error::consul("reading CONSUL_HTTP_* variables", e))?;
-    let servers = &config.consul_servers;
-    if client.address.is_empty() && !servers.hosts.is_empty() && !servers.hosts.starts_with("exec=")
-    {
-        let port = servers.http.port;
-        client.address = format!("{}:{port}", servers.hosts);
-        if servers.http.https {
-            client.scheme = Some(consul_client::Scheme::Https);
-        }
-    }
+    let mut client = if !from_env.address.is_empty() {
+        from_env
+    } else {
+        let servers = &config.consul_servers;
+        let ips = consul_ecs_mesh_init::discovery::resolve(&servers.hosts)
+            .await
+            .map_err(|e| Error::Setup(format!("finding the Consul servers: {e}")))?;
+        let ip = ips
+            .first()
+            .copied()
+            .ok_or_else(|| Error::Setup("consulServers.hosts resolved to no address".into()))?;
+        let addr = std::net::SocketAddr::new(ip, servers.http.port);
+        let mut client =
+            consul_ecs_mesh_init::connection::client_config(config, &env, addr, from_env.token)
+                .map_err(|e| Error::Setup(format!("Consul client settings: {e}")))?;
+        client.namespace = None;
+        client
+    };
+    client.partition = partition;
     consul_client::Client::new(client).map_err(|e| Error::consul("building the Consul client", e))
 }
 
