@@ -89,6 +89,15 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// Consul refused the login (a bad bearer token, an unknown auth method, an identity no
+    /// binding rule accepts); retrying the same credentials cannot help.
+    #[error("consul refused the login with auth method {auth_method:?}: {source}")]
+    Login {
+        /// The auth method asked for.
+        auth_method: String,
+        /// Consul's answer.
+        source: Box<consul_client::Error>,
+    },
     /// The Consul server addresses could not be resolved.
     #[error("consul addresses: {0}")]
     Addresses(String),

@@ -54,39 +54,90 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 // === credentials ===
 
+/// The token in use and what follows from it.
+struct Current {
+    client: Client,
+    /// Bumped at every login.
+    generation: u64,
+    /// When to log in again before the login token expires (login tokens with an expiry only).
+    renew_at: Option<tokio::time::Instant>,
+}
+
 /// The client in use, with the token of the moment.
 struct Auth {
     base: Client,
     credentials: Credentials,
-    current: Mutex<(Client, u64)>,
+    current: Mutex<Current>,
     /// Secret of a token obtained by login (to log out).
     login_secret: Mutex<Option<Secret>>,
-    expires: Mutex<Option<OffsetDateTime>>,
+    /// Announces each new generation (the renewal timer re-reads `renew_at`).
+    changed: tokio::sync::watch::Sender<u64>,
     relogin: tokio::sync::Mutex<()>,
+}
+
+/// Fraction of a login token's lifetime after which it is replaced.
+const RENEW_FRACTION: f64 = 0.8;
+
+/// How long after the login to log in again: [`RENEW_FRACTION`] of the token's lifetime. The
+/// lifetime is `ExpirationTime - CreateTime` (both the server's clock, so a skew between our clock
+/// and the server's does not matter); without a parsable `CreateTime`, the time left by our clock.
+fn renew_after(
+    create: Option<&str>,
+    expires: Option<&str>,
+    now: OffsetDateTime,
+) -> Option<Duration> {
+    let expires = OffsetDateTime::parse(expires?, &Rfc3339).ok()?;
+    let lifetime = create
+        .and_then(|c| OffsetDateTime::parse(c, &Rfc3339).ok())
+        .map(|created| expires - created)
+        .filter(|d| d.is_positive())
+        .unwrap_or(expires - now)
+        .max(time::Duration::ZERO);
+    Some(Duration::try_from(lifetime * RENEW_FRACTION).unwrap_or_default())
+}
+
+/// Whether Consul turned the login down for good (a bad bearer token, an unknown auth method, an
+/// identity no binding rule accepts, ACLs disabled): any 4xx but 408 and 429. Transport failures,
+/// 5xx, 408 and 429 may pass.
+fn login_refused(error: &consul_client::Error) -> bool {
+    error
+        .status()
+        .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429)
 }
 
 impl Auth {
     fn new(base: Client, credentials: Credentials) -> Self {
-        let current = match &credentials {
+        let client = match &credentials {
             Credentials::Static(token) => base.with_token(Some(Secret::new(token.clone()))),
             _ => base.clone(),
         };
         Self {
             base,
             credentials,
-            current: Mutex::new((current, 0)),
+            current: Mutex::new(Current {
+                client,
+                generation: 0,
+                renew_at: None,
+            }),
             login_secret: Mutex::new(None),
-            expires: Mutex::new(None),
+            changed: tokio::sync::watch::Sender::new(0),
             relogin: tokio::sync::Mutex::new(()),
         }
     }
 
     fn client(&self) -> Client {
-        locked(&self.current).0.clone()
+        locked(&self.current).client.clone()
     }
 
     fn generation(&self) -> u64 {
-        locked(&self.current).1
+        locked(&self.current).generation
+    }
+
+    fn auth_method(&self) -> String {
+        match &self.credentials {
+            Credentials::Login(login) => login.auth_method.clone(),
+            _ => String::new(),
+        }
     }
 
     /// Logs in (when the credentials say so). Safe to call concurrently: a caller that saw
@@ -128,23 +179,35 @@ impl Auth {
                 "login answered without a SecretID".into(),
             ));
         };
-        tracing::info!(accessor = %token.accessor_id, auth_method = %login.auth_method, "logged in to consul");
-        let expires = token
-            .expiration_time
-            .as_deref()
-            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
-        *locked(&self.expires) = expires;
+        let renew = renew_after(
+            token.create_time.as_deref(),
+            token.expiration_time.as_deref(),
+            OffsetDateTime::now_utc(),
+        );
+        tracing::info!(
+            accessor = %token.accessor_id,
+            auth_method = %login.auth_method,
+            expires = token.expiration_time.as_deref().unwrap_or("never"),
+            "logged in to consul"
+        );
+        // The new token may not have reached every server yet: wait before using it (as
+        // consul-dataplane does), while the old one, if any, still serves.
+        tokio::time::sleep(LOGIN_SETTLE).await;
         let old = locked(&self.login_secret).replace(secret.clone());
-        {
+        let generation = {
             let mut current = locked(&self.current);
-            current.0 = self.base.with_token(Some(secret));
-            current.1 += 1;
-        }
+            current.client = self.base.with_token(Some(secret));
+            current.generation += 1;
+            current.renew_at = renew.and_then(|d| tokio::time::Instant::now().checked_add(d));
+            current.generation
+        };
+        self.changed.send_replace(generation);
         if let Some(old) = old {
-            // The replaced token may already be gone; a failure here changes nothing.
+            // The replaced token may already be gone; a failure here changes nothing. Blocking
+            // queries still waiting with it are unaffected: Consul checked the token when they
+            // started, and their next round uses the new one.
             let _ = self.logout_token(old).await;
         }
-        tokio::time::sleep(LOGIN_SETTLE).await;
         Ok(())
     }
 
@@ -256,10 +319,21 @@ pub(crate) async fn run(
     };
     let auth = Arc::new(Auth::new(base, settings.credentials.clone()));
     let mut backoff = retry().backoff();
-    while let Err(error) = auth.login(None).await {
+    loop {
+        let Err(error) = auth.login(None).await else {
+            break;
+        };
         core.metrics
             .consul_errors
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if login_refused(&error) {
+            // Retrying the same credentials cannot help; stopping lets the orchestrator see the
+            // failure (and, on ECS, start a task with a fresh bearer token).
+            return Err(Error::Login {
+                auth_method: auth.auth_method(),
+                source: Box::new(error),
+            });
+        }
         tracing::warn!(%error, "login failed; retrying");
         tokio::select! {
             () = cancel.cancelled() => return Ok(()),
@@ -382,29 +456,43 @@ async fn supervise(
     }
 }
 
+/// Logs in again when the login token nears its expiry (see [`renew_after`]); a token replaced in
+/// the meantime (after a 403 "ACL not found") restarts the count.
 async fn token_renewal(auth: Arc<Auth>, cancel: CancellationToken) {
+    let mut changes = auth.changed.subscribe();
+    let mut backoff = retry().backoff();
     loop {
-        let expires = *locked(&auth.expires);
-        let Some(expires) = expires else {
-            // Tokens without expiry: nothing to renew, but a later re-login may set one.
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(60)) => continue,
+        changes.borrow_and_update();
+        let (seen, due) = {
+            let current = locked(&auth.current);
+            (current.generation, current.renew_at)
+        };
+        let timer = async {
+            match due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                // Static tokens and tokens without expiry: only a new login may set a time.
+                None => std::future::pending().await,
             }
         };
-        let remaining = (expires - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
-        let wait = Duration::try_from(remaining * 0.8).unwrap_or_default();
         tokio::select! {
             () = cancel.cancelled() => return,
-            () = tokio::time::sleep(wait) => {}
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+            () = timer => {}
         }
-        let seen = auth.generation();
         tracing::info!("login token nears its expiry; logging in again");
-        if let Err(error) = auth.login(Some(seen)).await {
-            tracing::warn!(%error, "re-login before expiry failed");
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+        match auth.login(Some(seen)).await {
+            Ok(()) => backoff.reset(),
+            Err(error) => {
+                tracing::warn!(%error, "re-login before expiry failed; retrying");
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                }
             }
         }
     }
@@ -865,5 +953,65 @@ async fn endpoints(
                 core.set_endpoints(&name, targets);
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> OffsetDateTime {
+        OffsetDateTime::parse(s, &Rfc3339).unwrap()
+    }
+
+    #[test]
+    fn renewal_comes_at_80_percent_of_the_servers_lifetime_whatever_our_clock_says() {
+        let create = "2030-01-01T00:00:00Z";
+        let expires = "2030-01-01T00:01:00Z";
+        // Our clock an hour behind or ahead of the server's changes nothing.
+        for now in ["2029-12-31T23:00:00Z", "2030-01-01T01:00:00Z"] {
+            assert_eq!(
+                renew_after(Some(create), Some(expires), at(now)),
+                Some(Duration::from_secs(48))
+            );
+        }
+        // Without a creation time: 80 % of what is left by our clock, never negative.
+        assert_eq!(
+            renew_after(None, Some(expires), at("2030-01-01T00:00:10Z")),
+            Some(Duration::from_secs(40))
+        );
+        assert_eq!(
+            renew_after(Some("garbage"), Some(expires), at("2030-01-01T00:02:00Z")),
+            Some(Duration::ZERO)
+        );
+        // A creation time after the expiry is ignored.
+        assert_eq!(
+            renew_after(
+                Some("2030-01-01T00:05:00Z"),
+                Some(expires),
+                at("2030-01-01T00:00:50Z")
+            ),
+            Some(Duration::from_secs(8))
+        );
+        assert_eq!(renew_after(Some(create), None, at(create)), None);
+        assert_eq!(renew_after(Some(create), Some("soon"), at(create)), None);
+    }
+
+    #[test]
+    fn only_a_clear_refusal_stops_the_login_retries() {
+        let status = |status: u16| consul_client::Error::Status {
+            status,
+            message: "x".into(),
+            method: "POST".into(),
+            path: "/v1/acl/login".into(),
+        };
+        for s in [400, 401, 403, 404] {
+            assert!(login_refused(&status(s)), "{s}");
+        }
+        for s in [408, 429, 500, 503] {
+            assert!(!login_refused(&status(s)), "{s}");
+        }
+        assert!(!login_refused(&consul_client::Error::Cancelled));
     }
 }
