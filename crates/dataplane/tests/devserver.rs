@@ -10,21 +10,14 @@
 
 mod support;
 
-use std::net::SocketAddr;
-
-use consul_client::catalog::{
-    AgentService, CatalogRegistration, ProxyConfig, ServiceKind, Upstream,
-};
+use consul_client::catalog::Upstream;
 use consul_client::config_entry::{IntentionAction, SourceIntention};
 use consul_client::connect::CaConfig;
-use consul_client::health::{HealthCheck, HealthStatus};
+use consul_client::health::HealthStatus;
 use consul_client::{Client, ClientConfig, WriteOptions};
-use serde_json::json;
+use support::mesh::*;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const NODE: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/test";
 
 struct Mesh {
     server: devserver::DevServer,
@@ -41,184 +34,6 @@ async fn mesh() -> Mesh {
     let server = devserver::DevServer::start(config).await.unwrap();
     let client = Client::new(ClientConfig::new(server.http_addr().to_string())).unwrap();
     Mesh { server, client }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn check(id: &str, service_id: &str, status: HealthStatus) -> HealthCheck {
-    HealthCheck {
-        check_id: id.into(),
-        name: "Consul dataplane readiness".into(),
-        service_id: service_id.into(),
-        status,
-        output: String::new(),
-        notes: "consul-ecs created and updates this check to indicate consul-dataplane container's readiness".into(),
-        check_type: "consul-ecs-health-check".into(),
-        ..HealthCheck::default()
-    }
-}
-
-/// One task: the service and its `-sidecar-proxy`, registered as consul-ecs mesh-init does.
-struct Task {
-    service: String,
-    task_id: String,
-    app_port: u16,
-    public_port: u16,
-    upstreams: Vec<Upstream>,
-}
-
-impl Task {
-    fn service_id(&self) -> String {
-        format!("{}-{}", self.service, self.task_id)
-    }
-    fn proxy_id(&self) -> String {
-        format!("{}-sidecar-proxy", self.service_id())
-    }
-
-    fn registrations(&self, status: HealthStatus) -> [CatalogRegistration; 2] {
-        let meta = [
-            ("task-id".to_owned(), self.task_id.clone()),
-            (
-                "task-arn".to_owned(),
-                format!(
-                    "arn:aws:ecs:us-east-1:123456789012:task/test/{}",
-                    self.task_id
-                ),
-            ),
-            ("source".to_owned(), "consul-ecs".to_owned()),
-        ]
-        .into_iter()
-        .collect();
-        let envelope = |service: AgentService, checks: Vec<HealthCheck>| CatalogRegistration {
-            node: NODE.into(),
-            node_meta: [("synthetic-node".to_owned(), "true".to_owned())]
-                .into_iter()
-                .collect(),
-            address: "127.0.0.1".into(),
-            skip_node_update: true,
-            service: Some(service),
-            checks,
-            ..CatalogRegistration::default()
-        };
-        let service = AgentService {
-            id: self.service_id(),
-            service: self.service.clone(),
-            port: self.app_port,
-            address: "127.0.0.1".into(),
-            meta: std::collections::BTreeMap::clone(&meta),
-            ..AgentService::default()
-        };
-        let proxy = AgentService {
-            kind: ServiceKind::ConnectProxy,
-            id: self.proxy_id(),
-            service: format!("{}-sidecar-proxy", self.service),
-            port: self.public_port,
-            address: "127.0.0.1".into(),
-            meta,
-            proxy: Some(ProxyConfig {
-                destination_service_name: self.service.clone(),
-                destination_service_id: self.service_id(),
-                local_service_port: self.app_port,
-                upstreams: self.upstreams.clone(),
-                ..ProxyConfig::default()
-            }),
-            ..AgentService::default()
-        };
-        [
-            envelope(
-                service,
-                vec![check(
-                    &format!("{}-consul-dataplane", self.service_id()),
-                    &self.service_id(),
-                    status.clone(),
-                )],
-            ),
-            envelope(
-                proxy,
-                vec![check(
-                    &format!("{}-consul-dataplane", self.proxy_id()),
-                    &self.proxy_id(),
-                    status,
-                )],
-            ),
-        ]
-    }
-
-    async fn register(&self, client: &Client, status: HealthStatus) {
-        for r in self.registrations(status) {
-            client
-                .catalog()
-                .register(&r, &WriteOptions::default())
-                .await
-                .unwrap();
-        }
-    }
-
-    /// The consul-dataplane.json mesh-init would write, plus our `consul.http` keys.
-    fn dataplane_json(&self, consul: SocketAddr) -> serde_json::Value {
-        json!({
-            "consul": {
-                "addresses": consul.ip().to_string(), "grpcPort": 8503, "serverWatchDisabled": false,
-                "tls": {"disabled": true},
-                "http": {"port": consul.port(), "https": false}
-            },
-            "proxy": {"nodeName": NODE, "id": self.proxy_id(), "namespace": "", "partition": ""},
-            "xdsServer": {"bindAddress": "127.0.0.1"},
-            "envoy": {"readyBindAddress": "127.0.0.1", "readyBindPort": 0, "adminBindPort": 0,
-                      "gracefulPort": 0, "publicBindAddress": "127.0.0.1"},
-            "telemetry": {"prometheus": {"bindPort": 0}},
-            "logging": {"logLevel": "INFO"}
-        })
-    }
-
-    async fn start_dataplane(&self, consul: SocketAddr) -> dataplane::Dataplane {
-        let config =
-            dataplane::Config::from_json(&self.dataplane_json(consul).to_string()).unwrap();
-        let dp = dataplane::Dataplane::start(config).await.unwrap();
-        let ready = tokio::time::timeout(patience(), dp.wait_ready()).await;
-        assert!(
-            matches!(ready, Ok(true)),
-            "{} never became ready",
-            self.proxy_id()
-        );
-        dp
-    }
-}
-
-fn healthy(dp: &dataplane::Dataplane, upstream: &str) -> u64 {
-    metric(
-        &dp.metrics_text(),
-        &format!("consul_dataplane_upstream_endpoints_healthy{{upstream=\"{upstream}\"}}"),
-    )
-}
-
-fn opened(dp: &dataplane::Dataplane) -> u64 {
-    metric(
-        &dp.metrics_text(),
-        "consul_dataplane_connections_opened_total{listener=\"public\"}",
-    )
-}
-
-async fn echo_once(addr: SocketAddr, data: &[u8]) -> bool {
-    matches!(round_trip(addr, data).await, Ok(b) if b == data)
-}
-
-/// A connection kept open: writes a line and expects it back.
-async fn ping(s: &mut TcpStream, data: &[u8]) -> bool {
-    if s.write_all(data).await.is_err() {
-        return false;
-    }
-    let mut buf = vec![0u8; data.len()];
-    matches!(
-        tokio::time::timeout(patience(), s.read_exact(&mut buf)).await,
-        Ok(Ok(_))
-    ) && buf == data
 }
 
 async fn web_and_api(m: &Mesh) -> (Task, Task, dataplane::Dataplane, dataplane::Dataplane) {

@@ -1,7 +1,10 @@
 //! Shared pieces of the integration tests: certificates minted with `connect-ca`, in-process
-//! sidecars on port 0, an echo app, a raw mTLS client, and `eventually`.
+//! sidecars on port 0, an echo app, a raw mTLS client, and `eventually`; [`mesh`] has tasks
+//! registered in a dev server as consul-ecs registers them.
 
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
+
+pub mod mesh;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
