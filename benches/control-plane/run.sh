@@ -120,6 +120,11 @@ sleep "$STEADY"
 count; W5="$WRITES"
 HS_RSS_KB="$(awk '/VmRSS/ {print $2}' "/proc/$HS/status")"
 HS_HWM_KB="$(awk '/VmHWM/ {print $2}' "/proc/$HS/status")"
+HS_ANON_KB="$(awk '/RssAnon/ {print $2}' "/proc/$HS/status")"
+HS_FILE_KB="$(awk '/RssFile/ {print $2}' "/proc/$HS/status")"
+# The executable alone (loading, relocating, printing its version), for scale.
+/usr/bin/time -f '%M' -o "$WORK/version.maxrss" "$BIN" version >/dev/null
+BASE_KB="$(tail -n1 "$WORK/version.maxrss")"
 
 # --- shutdown: SIGTERM, the dataplane stops, deregistration ------------------------------------------
 kill -TERM "$HS"
@@ -147,5 +152,7 @@ printf '  %-52s %s\n' "writes after the dataplane stopped (deregistration)" "$((
 printf '  %-52s %s\n' "mesh-init peak RSS (max RSS)" "$(mb "$MESH_INIT_KB")   (target <= 8 MB)"
 printf '  %-52s %s\n' "health-sync steady RSS (VmRSS)" "$(mb "$HS_RSS_KB")   (target <= 8 MB)"
 printf '  %-52s %s\n' "health-sync peak RSS (VmHWM)" "$(mb "$HS_HWM_KB")   (upstream, 2022: 35 MB peak)"
+printf '  %-52s %s\n' "health-sync RSS: anonymous / file-backed" "$(mb "$HS_ANON_KB") / $(mb "$HS_FILE_KB")"
+printf '  %-52s %s\n' "\`consul-ecs version\` max RSS (the executable alone)" "$(mb "$BASE_KB")"
 echo "  upstream figures: consul.io task-resource-usage (health-sync 6% CPU / 35 MB on 0.25 vCPU Fargate),"
 echo "  consul-ecs#309/#320/#355 (per-tick writes, then one atomic write per changed tick)."

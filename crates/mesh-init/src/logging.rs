@@ -4,7 +4,10 @@
 use std::io::IsTerminal as _;
 
 use consul_ecs_config::LogLevel;
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::LogFormat;
 
@@ -12,23 +15,32 @@ use crate::LogFormat;
 /// or a test that captures logs).
 pub fn init(level: LogLevel, format: LogFormat) {
     let level = match level {
-        LogLevel::Trace => "trace",
-        LogLevel::Debug => "debug",
-        LogLevel::Info => "info",
-        LogLevel::Warn => "warn",
-        LogLevel::Error => "error",
+        LogLevel::Trace => Level::TRACE,
+        LogLevel::Debug => Level::DEBUG,
+        LogLevel::Info => Level::INFO,
+        LogLevel::Warn => Level::WARN,
+        LogLevel::Error => Level::ERROR,
     };
-    // Libraries underneath stay quiet below INFO; their debug output is about connection pools and TLS.
-    let filter = EnvFilter::new(format!(
-        "{level},hyper=info,hyper_util=info,rustls=info,aws_config=info,aws_smithy_runtime=info"
-    ));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // Libraries underneath stay quiet below INFO; their debug output is about connection pools and
+    // TLS. A static target list needs no regular expressions, unlike an `EnvFilter`.
+    let quiet = level.min(Level::INFO);
+    let filter = Targets::new().with_default(level).with_targets(
+        [
+            "hyper",
+            "hyper_util",
+            "rustls",
+            "aws_config",
+            "aws_smithy_runtime",
+        ]
+        .map(|target| (target, quiet)),
+    );
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
+    let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => registry.with(layer).try_init(),
+        LogFormat::Json => registry.with(layer.json()).try_init(),
     };
 }
