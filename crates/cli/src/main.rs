@@ -38,7 +38,7 @@ enum Command {
     /// Runs mesh-init, then health-sync, in one process
     ControlPlane(control_plane::Args),
     /// ECS controller: ACL set-up and clean-up of stopped tasks
-    Controller(Unimplemented),
+    Controller(ControllerArgs),
     /// Entrypoint for running Envoy (the dataplane) in ECS
     EnvoyEntrypoint(consul_ecs_entrypoint::EnvoyEntrypointArgs),
     /// Entrypoint for running a command in ECS
@@ -57,9 +57,9 @@ enum Command {
     Version(version::Args),
 }
 
-/// Arguments of a subcommand that a later release fills in.
+/// Arguments of `controller`: none (it reads CONSUL_ECS_CONFIG_JSON and the environment).
 #[derive(clap::Args)]
-struct Unimplemented {
+struct ControllerArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     rest: Vec<String>,
 }
@@ -92,8 +92,20 @@ fn main() -> ExitCode {
         Command::MeshInit(a) => control_plane::run(control_plane::Part::MeshInit, &a),
         Command::HealthSync(a) => control_plane::run(control_plane::Part::HealthSync, &a),
         Command::ControlPlane(a) => control_plane::run(control_plane::Part::ControlPlane, &a),
-        Command::Controller(_) => {
-            eprintln!("this subcommand is not available in this build yet");
+        Command::Controller(a) => run_controller(&a),
+    }
+}
+
+/// `controller`: upstream's argument and config errors, then the controller until SIGTERM (exit 0).
+fn run_controller(args: &ControllerArgs) -> ExitCode {
+    if let Some(arg) = args.rest.first() {
+        eprintln!("unexpected argument: {arg}");
+        return ExitCode::FAILURE;
+    }
+    match consul_ecs_config::Config::from_env() {
+        Ok(config) => run_async(async move { Ok(consul_ecs_controller::run(&config).await?) }),
+        Err(err) => {
+            eprintln!("invalid config: {}", err.to_string().trim_end());
             ExitCode::FAILURE
         }
     }
