@@ -148,6 +148,11 @@ async fn run(consul: Client, tasks: usize, stop: usize) -> anyhow::Result<()> {
             full_scan_every: 0,
         },
     );
+    let (rss, _) = rss_kib();
+    println!(
+        "RSS before the first pass (runtime, client, in-memory ECS with {tasks} tasks): {:.1} MiB",
+        rss as f64 / 1024.0
+    );
     println!(
         "{:<28} {:>9} {:>12} {:>12} {:>12} {:>9} {:>9} {:>10} {:>10}",
         "pass",
