@@ -14,6 +14,7 @@ command -v cargo >/dev/null || { log "cargo is missing: install a Rust toolchain
 # Debian packages: iproute2 for task network namespaces, iptables for transparent proxy tests.
 apt_wanted=()
 command -v ip >/dev/null || apt_wanted+=(iproute2)
+command -v iptables >/dev/null || apt_wanted+=(iptables)
 if [ "${#apt_wanted[@]}" -gt 0 ]; then
   log "installing Debian packages: ${apt_wanted[*]}"
   $SUDO apt-get update -qq
