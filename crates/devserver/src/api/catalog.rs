@@ -16,6 +16,7 @@ use super::query::{QueryOpts, blocking, json_reply, query_reply};
 use super::render::{self, to_json};
 use crate::central_config;
 use crate::state::catalog::{self, DeregisterRequest, RegisterRequest};
+use crate::state::types::{Node, NodeService};
 use crate::state::{Tables, Topic};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -338,26 +339,40 @@ fn service_nodes_reply(
     connect: bool,
     name: &str,
 ) -> Vec<Value> {
-    let tags: Vec<&str> = q.params.all("tag").collect();
     let meta = node_meta_filters(q);
+    let items = visible_instances(t, q, authz, connect, name)
+        .into_iter()
+        .filter(|(n, _)| meta_matches(&n.meta, &meta))
+        .map(|(n, s)| render::service_node(n, s))
+        .collect();
+    q.apply_filter(items)
+}
+
+/// The instances of `name` (or the Connect-capable ones, for `connect`) that the token may read and that carry
+/// every `?tag=` of the request: the selection the catalog and health endpoints share.
+pub(super) fn visible_instances<'a>(
+    t: &'a Tables,
+    q: &QueryOpts,
+    authz: &Authorizer,
+    connect: bool,
+    name: &str,
+) -> Vec<(&'a Node, &'a NodeService)> {
+    let tags: Vec<&str> = q.params.all("tag").collect();
     let instances = if connect {
         catalog::connect_instances(t, name)
     } else {
         catalog::service_instances(t, name)
     };
-    let items = instances
+    instances
         .into_iter()
         .filter(|(n, s)| {
             authz.can_read(Resource::Node, &n.node) && authz.can_read(Resource::Service, &s.service)
         })
-        .filter(|(n, s)| {
+        .filter(|(_, s)| {
             tags.iter()
                 .all(|tag| s.tags.iter().any(|x| x.eq_ignore_ascii_case(tag)))
-                && meta_matches(&n.meta, &meta)
         })
-        .map(|(n, s)| render::service_node(n, s))
-        .collect();
-    q.apply_filter(items)
+        .collect()
 }
 
 async fn service(

@@ -83,21 +83,8 @@ fn entries(
 ) -> Result<Vec<Value>, ApiError> {
     let passing = q.params.flag("passing")?;
     let merge = q.params.flag("merge-central-config")?;
-    let tags: Vec<&str> = q.params.all("tag").collect();
-    let instances = if connect {
-        catalog::connect_instances(t, name)
-    } else {
-        catalog::service_instances(t, name)
-    };
-    let items = instances
+    let items = super::catalog::visible_instances(t, q, authz, connect, name)
         .into_iter()
-        .filter(|(n, s)| {
-            authz.can_read(Resource::Node, &n.node) && authz.can_read(Resource::Service, &s.service)
-        })
-        .filter(|(_, s)| {
-            tags.iter()
-                .all(|tag| s.tags.iter().any(|x| x.eq_ignore_ascii_case(tag)))
-        })
         .filter(|(n, s)| !passing || render::all_passing(t, n, s))
         .map(|(n, s)| {
             if merge {
