@@ -1413,11 +1413,30 @@ pub fn stop_recorded_task(
     loop {
         let record = state.read(id)?;
         if !record.is_active() {
+            // The supervisor records STOPPED just before it exits; wait for the exit too, so that when `stop`
+            // returns nothing of the task is left running.
+            wait_for_supervisor_exit(&record, deadline);
             return Ok(record);
         }
         let supervised = record.supervisor.is_some_and(|p| p.is_alive());
         if !supervised || Instant::now() >= deadline {
             return Ok(force_cleanup(state, record));
+        }
+        std::thread::sleep(health::POLL);
+    }
+}
+
+/// Waits (until `deadline`, and at least a short grace) for a stopped task's supervisor process to exit, and
+/// kills it if it lingers.
+fn wait_for_supervisor_exit(record: &TaskRecord, deadline: Instant) {
+    let Some(supervisor) = record.supervisor else {
+        return;
+    };
+    let deadline = deadline.max(Instant::now() + Duration::from_secs(5));
+    while supervisor.is_alive() {
+        if Instant::now() >= deadline {
+            supervisor.kill();
+            return;
         }
         std::thread::sleep(health::POLL);
     }
