@@ -229,6 +229,11 @@ fn relay(mut command: Command, input: Option<String>, reap_all: bool) -> ExitCod
                 _ = chld.recv() => Signal::SIGCHLD,
             };
             if forward != Signal::SIGCHLD {
+                if !reap_all {
+                    // The child is the container's PID 1, which the kernel spares every signal it does
+                    // not catch: one sent before its relay is listening would be lost.
+                    wait_until_caught(pid, forward).await;
+                }
                 let _ = kill(pid, forward);
                 continue;
             }
@@ -247,6 +252,28 @@ fn relay(mut command: Command, input: Option<String>, reap_all: bool) -> ExitCod
             }
         }
     })
+}
+
+/// Waits (at most two seconds) until `pid` catches `signal`, as its `/proc/<pid>/status` `SigCgt` mask
+/// shows; returns early when the process is gone or its status cannot be read.
+async fn wait_until_caught(pid: Pid, signal: Signal) {
+    let bit = 1u64 << (signal as i32 - 1);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while tokio::time::Instant::now() < deadline {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return;
+        };
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok());
+        match caught {
+            Some(mask) if mask & bit == 0 => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            _ => return,
+        }
+    }
 }
 
 fn enter_container(spec: &LaunchSpec) -> Result<(), String> {
